@@ -1,0 +1,1 @@
+"""ONNX export of the poly-dis model, parity checks and latency benchmarks (imports torch)."""

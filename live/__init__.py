@@ -1,0 +1,1 @@
+"""vis2mus-live: the runtime (numpy + onnxruntime; never torch)."""

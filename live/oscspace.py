@@ -1,0 +1,71 @@
+"""The OSC address space of vis2mus-live, defined once.
+
+The server's dispatcher, the README table and the controller patches all read this table.
+Type tags follow OSC: ``f`` float, ``i`` int, ``s`` string. An address may accept several
+signatures (``/vis2mus/anchor`` takes a name or an index); an empty signature means no arguments.
+A float argument also accepts an int (Pure Data's ``oscformat`` and TouchOSC may send either).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PREFIX = "/vis2mus"
+
+
+@dataclass(frozen=True)
+class Address:
+    """One OSC address: its accepted type signatures, value range and what it does."""
+
+    path: str
+    signatures: tuple[str, ...]
+    doc: str
+    low: float | None = None
+    high: float | None = None
+    performer: bool = True
+
+
+CONTROLS: tuple[Address, ...] = (
+    Address(f"{PREFIX}/brightness", ("f",), "brightness alpha_b, -1..1 (0 = anchor as is)", -1.0, 1.0),
+    Address(f"{PREFIX}/contrast", ("f",), "contrast alpha_c, -1..1 (0 = anchor as is)", -1.0, 1.0),
+    Address(f"{PREFIX}/anchor", ("s", "i"), "switch the texture anchor by name or index"),
+    Address(f"{PREFIX}/style", ("ss",), "style transfer: content piece name, style anchor name"),
+    Address(f"{PREFIX}/style/off", ("",), "leave style mode, back to the anchor's own music"),
+    Address(f"{PREFIX}/tempo", ("f",), "tempo in BPM, 20..300", 20.0, 300.0),
+    Address(f"{PREFIX}/play", ("",), "start the transport"),
+    Address(f"{PREFIX}/stop", ("",), "stop the transport (all notes off)"),
+    Address(f"{PREFIX}/panic", ("",), "note-off for every open note plus CC 123 on every channel"),
+    Address(f"{PREFIX}/quantum", ("s",), "when changes land: beat, bar or segment"),
+    Address(f"{PREFIX}/source", ("s",), "who steers alpha: osc or camera"),
+    Address(f"{PREFIX}/preset", ("i",), "recall preset N (anchor, style, alphas, tempo)", 0, 127),
+    Address(f"{PREFIX}/chords", ("s",), 'replace the chords live: "C Am F G" (one a bar) or "C G | Am F" (per beat with |)'),
+    Address(f"{PREFIX}/chords/off", ("",), "back to the anchor's own chords"),
+    Address(f"{PREFIX}/velocity", ("i",), "accompaniment velocity 1..127", 1, 127),
+    Address(f"{PREFIX}/state", ("",), "ask for the full state (answered with /vis2mus/state/...)", performer=False),
+)
+
+FEEDBACK: tuple[Address, ...] = (
+    Address(f"{PREFIX}/beat", ("ii",), "bar and beat (0-based) at every beat", performer=False),
+    Address(f"{PREFIX}/error", ("s",), "one line for every rejected message", performer=False),
+    Address(f"{PREFIX}/state/brightness", ("f",), "current alpha_b", performer=False),
+    Address(f"{PREFIX}/state/contrast", ("f",), "current alpha_c", performer=False),
+    Address(f"{PREFIX}/state/anchor", ("s",), "current anchor name", performer=False),
+    Address(f"{PREFIX}/state/style", ("s",), "current content piece, or empty", performer=False),
+    Address(f"{PREFIX}/state/tempo", ("f",), "current tempo", performer=False),
+    Address(f"{PREFIX}/state/playing", ("i",), "1 while the transport runs", performer=False),
+    Address(f"{PREFIX}/state/quantum", ("s",), "beat, bar or segment", performer=False),
+    Address(f"{PREFIX}/state/source", ("s",), "osc or camera", performer=False),
+    Address(f"{PREFIX}/state/chords", ("s",), "current chord override, or empty", performer=False),
+)
+
+BY_PATH: dict[str, Address] = {a.path: a for a in CONTROLS + FEEDBACK}
+
+
+def markdown_table() -> str:
+    """The address space as a Markdown table (the README's OSC section)."""
+    rows = ["| address | arguments | range | what it does |", "|---|---|---|---|"]
+    for a in CONTROLS + FEEDBACK:
+        args = " or ".join(f"`{s}`" if s else "none" for s in a.signatures)
+        span = f"{a.low:g}..{a.high:g}" if a.low is not None and a.high is not None else ""
+        rows.append(f"| `{a.path}` | {args} | {span} | {a.doc} |")
+    return "\n".join(rows)
