@@ -214,7 +214,8 @@ def song_folders(root: str) -> list[str]:
 
 
 def split_songs(numbers: list[int], seed: int = SPLIT_SEED, share: float = VALIDATION_SHARE) -> set[int]:
-    """The validation songs: a seeded song-level draw of ``share`` of ``numbers``."""
+    """The validation songs: a seeded song-level draw of ``share`` of ``numbers`` (pass every song
+    folder's number, so that the split does not depend on which songs could be read)."""
     rng = np.random.default_rng(seed)
     order = rng.permutation(sorted(numbers))
     return {int(n) for n in order[: max(1, int(round(len(numbers) * share)))]}
@@ -249,7 +250,7 @@ def prepare(root: str, out: str, seed: int = SPLIT_SEED, progress=None, warn=pri
             bars.append(seg["bar"])
             totals["over_14_per_step"] += _overflow(seg["accompaniment"])
     numbers = sorted(set(song_ids))
-    validation = split_songs(numbers, seed)
+    validation = split_songs([int(os.path.basename(f)) for f in folders], seed) & set(numbers)
     split = np.asarray([1 if s in validation else 0 for s in song_ids], dtype=np.uint8)
     meta = {
         "songs": len(numbers), "segments": len(acc), "train_segments": int(np.sum(split == 0)),
