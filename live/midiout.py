@@ -1,0 +1,234 @@
+"""MIDI output: a python-rtmidi port with open-note tracking, panic and port-loss recovery.
+
+``MidiOut`` opens a virtual output port (default name ``Vis2Mus``) or, with ``port``, connects to
+an existing input port whose name contains that text. Every event also goes to the optional
+``recorder`` (``live.recorder.Recorder``), so the recording goes on when no MIDI backend works.
+
+Open notes are tracked per ``(channel, pitch)`` with a token: a note-off scheduled for a note that a
+later note-on (or a panic) already ended is dropped, so a key is never released twice or left held.
+A watchdog (``check()``, called about twice a second by the server) notices a JACK server that went
+away, a connected peer that vanished, or one that came back, and reopens the port.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+import rtmidi
+
+NOTE_OFF = 0x80
+NOTE_ON = 0x90
+CONTROL = 0xB0
+ALL_NOTES_OFF = 123
+CLOSE_GRACE_S = 0.05  # let the backend deliver the last events before the port goes
+API_NAMES = {"alsa": rtmidi.API_LINUX_ALSA, "jack": rtmidi.API_UNIX_JACK, "macos": rtmidi.API_MACOSX_CORE,
+             "windows": rtmidi.API_WINDOWS_MM}
+FIX_HINT = ("start a JACK server (jackd -d dummy, or jackd -d alsa) or load the ALSA sequencer "
+            "(modprobe snd-seq); on Windows install loopMIDI and pass --midi-port")
+
+
+def api_candidates(api: str) -> list[int]:
+    """rtmidi API ids to try for ``--midi-api`` ``alsa|jack|macos|windows|auto``, in order."""
+    compiled = rtmidi.get_compiled_api()
+    if api == "auto":
+        preferred = [rtmidi.API_LINUX_ALSA, rtmidi.API_UNIX_JACK, rtmidi.API_MACOSX_CORE, rtmidi.API_WINDOWS_MM]
+        if os.environ.get("JACK_DEFAULT_SERVER"):
+            preferred.remove(rtmidi.API_UNIX_JACK)
+            preferred.insert(0, rtmidi.API_UNIX_JACK)
+        return [a for a in preferred if a in compiled]
+    if api not in API_NAMES:
+        raise ValueError(f"unknown MIDI API {api!r} (one of auto, {', '.join(API_NAMES)})")
+    return [API_NAMES[api]]
+
+
+def jack_server_stamp() -> tuple[int, int] | None:
+    """Identity of the running JACK server's socket ``(inode, mtime_ns)``, or ``None`` when absent.
+
+    JACK2 on Linux listens on ``/dev/shm/jack_<server>_<uid>_0``; the server name comes from
+    ``JACK_DEFAULT_SERVER`` (``default`` otherwise). A restarted server gets a new socket file.
+    """
+    name = os.environ.get("JACK_DEFAULT_SERVER", "default")
+    try:
+        st = os.stat(f"/dev/shm/jack_{name}_{os.getuid()}_0")
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+class MidiOut:
+    """Thread-safe MIDI sender with open-note tracking; see the module docstring."""
+
+    def __init__(self, api: str = "auto", port: str | None = None, name: str = "Vis2Mus",
+                 recorder=None, log=None) -> None:
+        self.api = api
+        self.port = port
+        self.name = name
+        self.recorder = recorder
+        self._log = log or (lambda line: print(f"vis2mus: {line}", file=sys.stderr, flush=True))
+        self._lock = threading.RLock()
+        self._open: dict[tuple[int, int], int] = {}
+        self._token = 0
+        self._used_channels: set[int] = set()
+        self._out = None
+        self._api_id: int | None = None
+        self._jack_stamp: tuple[int, int] | None = None
+        self.description = "none"
+        self.sent = 0
+        self._open_port(announce=True)
+
+    # Port handling
+
+    @property
+    def connected(self) -> bool:
+        return self._out is not None
+
+    def _open_port(self, announce: bool) -> bool:
+        errors = []
+        for api_id in api_candidates(self.api):
+            try:
+                out = rtmidi.MidiOut(api_id, name=self.name)
+                if self.port is None:
+                    out.open_virtual_port("out")
+                    where = f"virtual output '{self.name}:out'"
+                else:
+                    ports = out.get_ports()
+                    match = [i for i, p in enumerate(ports) if self.port in p]
+                    if not match:
+                        errors.append(f"{rtmidi.get_api_name(api_id)}: no port matching {self.port!r}")
+                        out.delete()
+                        continue
+                    out.open_port(match[0], "out")
+                    where = f"connected to '{ports[match[0]]}'"
+            except Exception as exc:  # rtmidi backends raise SystemError/RtMidiError subclasses
+                errors.append(f"{rtmidi.get_api_name(api_id)}: {str(exc).strip()}")
+                continue
+            with self._lock:
+                self._out = out
+                self._api_id = api_id
+                self._jack_stamp = jack_server_stamp() if api_id == rtmidi.API_UNIX_JACK else None
+                self.description = f"{rtmidi.get_api_name(api_id)} {where}"
+            return True
+        if announce:
+            self._log(f"no MIDI output ({'; '.join(errors) or 'no backend compiled'}); "
+                      f"to fix: {FIX_HINT}. Playing on into the recording only.")
+        self.description = "none (recording only)"
+        return False
+
+    def _drop_port(self, reason: str) -> None:
+        with self._lock:
+            out, self._out = self._out, None
+            self._open.clear()
+            self.description = f"lost ({reason})"
+        self._log(f"MIDI port lost: {reason}; notes closed in the recording, retrying")
+        if out is not None and reason != "JACK server gone":
+            try:
+                out.close_port()
+                out.delete()
+            except Exception:  # the backend is already broken; nothing more to release
+                pass
+
+    def check(self) -> None:
+        """Watchdog step: detect a lost JACK server or peer and reopen when possible."""
+        with self._lock:
+            out, api_id, stamp = self._out, self._api_id, self._jack_stamp
+        if out is not None:
+            if api_id == rtmidi.API_UNIX_JACK and jack_server_stamp() != stamp:
+                self._close_recorded_notes()
+                self._drop_port("JACK server gone")
+            elif self.port is not None and not any(self.port in p for p in self._list_ports(out)):
+                self._close_recorded_notes()
+                self._drop_port(f"peer {self.port!r} gone")
+            return
+        if self._open_port(announce=False):
+            self._log(f"MIDI port back: {self.description}")
+
+    @staticmethod
+    def _list_ports(out) -> list[str]:
+        try:
+            return out.get_ports()
+        except Exception:  # a broken backend lists nothing
+            return []
+
+    def _close_recorded_notes(self) -> None:
+        """On port loss the peer can no longer hear note-offs; still end them in the recording."""
+        with self._lock:
+            if self.recorder is not None:
+                for channel, pitch in self._open:
+                    self.recorder.event([NOTE_OFF | channel, pitch, 0])
+
+    # Sending
+
+    def _send(self, message: list[int]) -> None:
+        if self._out is not None:
+            try:
+                self._out.send_message(message)
+            except Exception as exc:  # a failing backend must not stop the send thread
+                self._log(f"MIDI send failed: {exc}")
+        if self.recorder is not None:
+            self.recorder.event(message)
+        self.sent += 1
+
+    def note_on(self, channel: int, pitch: int, velocity: int) -> int:
+        """Send a note-on (ending the same key first if it is still held); returns the note's token."""
+        with self._lock:
+            key = (channel, pitch)
+            if key in self._open:
+                self._send([NOTE_OFF | channel, pitch, 0])
+            self._token += 1
+            self._open[key] = self._token
+            self._used_channels.add(channel)
+            self._send([NOTE_ON | channel, pitch, max(1, min(127, int(velocity)))])
+            return self._token
+
+    def note_off(self, channel: int, pitch: int, token: int | None = None) -> bool:
+        """Send a note-off if the key is held (and, with ``token``, still by that note)."""
+        with self._lock:
+            key = (channel, pitch)
+            held = self._open.get(key)
+            if held is None or (token is not None and held != token):
+                return False
+            del self._open[key]
+            self._send([NOTE_OFF | channel, pitch, 0])
+            return True
+
+    def send(self, message: list[int]) -> None:
+        """Send a raw message (MIDI clock, start/stop)."""
+        with self._lock:
+            self._send(message)
+
+    def open_notes(self) -> list[tuple[int, int]]:
+        """Held keys ``(channel, pitch)``."""
+        with self._lock:
+            return sorted(self._open)
+
+    def all_off(self) -> int:
+        """Note-off for every held key; returns how many were sent."""
+        with self._lock:
+            keys = sorted(self._open)
+            for channel, pitch in keys:
+                self.note_off(channel, pitch)
+            return len(keys)
+
+    def panic(self, channels=None) -> int:
+        """All notes off: note-offs for held keys, then CC 123 on every used channel (or ``channels``)."""
+        with self._lock:
+            count = self.all_off()
+            for channel in sorted(self._used_channels if channels is None else channels):
+                self._send([CONTROL | channel, ALL_NOTES_OFF, 0])
+            return count
+
+    def close(self) -> None:
+        """Panic, then release the port."""
+        with self._lock:
+            self.panic()
+            out, self._out = self._out, None
+        if out is not None:
+            time.sleep(CLOSE_GRACE_S)
+            try:
+                out.close_port()
+                out.delete()
+            except Exception:  # closing a port of a dead server
+                pass
