@@ -56,6 +56,8 @@ FEEDBACK: tuple[Address, ...] = (
     Address(f"{PREFIX}/state/quantum", ("s",), "beat, bar or segment", performer=False),
     Address(f"{PREFIX}/state/source", ("s",), "osc or camera", performer=False),
     Address(f"{PREFIX}/state/chords", ("s",), "current chord override, or empty", performer=False),
+    Address(f"{PREFIX}/state/velocity", ("i",), "current accompaniment velocity", performer=False),
+    Address(f"{PREFIX}/state/preset", ("i",), "last recalled preset, or -1", performer=False),
 )
 
 BY_PATH: dict[str, Address] = {a.path: a for a in CONTROLS + FEEDBACK}
