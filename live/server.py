@@ -1,0 +1,331 @@
+"""vis2mus-live: the long-running performance server (``python run_live.py`` or ``vis2mus-live``).
+
+``Performance`` wires the parts: performance state (``live.params``), OSC input (``live.osc``),
+optional camera/video/image source (``live.camera``), engine + ``live.vis2mus`` renders on the
+inference worker, the send thread (``live.scheduler``) on a ``live.clock`` clock, MIDI out
+(``live.midiout``) and the recording (``live.recorder``). The main thread only shows the status
+line, sends beat feedback, flushes the recording at each bar and watches the MIDI port.
+SIGINT/SIGTERM: all notes off + CC 123, recording closed, exit 0.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from live.clock import Clock, ExternalClock
+from live.midiout import MidiOut
+from live.notes import ONSET, STEPS, empty_notes
+from live.recorder import Recorder, default_path
+from live.scheduler import Regenerator, Scheduler, Section, follow_velocities
+
+GIL_SWITCH_S = 0.0005
+TICK_S = 0.05
+PORT_CHECK_S = 0.5
+STATUS_EVERY_S = 5.0
+
+
+def log(line: str) -> None:
+    """One line on stderr, prefixed ``vis2mus:``."""
+    print(f"vis2mus: {line}", file=sys.stderr, flush=True)
+
+
+def segment_notes(notes: np.ndarray, index: int) -> np.ndarray:
+    """The notes of segment ``index`` of a whole piece ``(N, 4)``, onsets made relative (0..31)."""
+    start = index * STEPS
+    rows = notes[(notes[:, ONSET] >= start) & (notes[:, ONSET] < start + STEPS)].copy()
+    rows[:, ONSET] -= start
+    return rows
+
+
+def render_key(state) -> tuple:
+    """The fields whose change re-renders the loop."""
+    return (round(state.alpha_b, 4), round(state.alpha_c, 4), state.anchor, state.content, state.chords)
+
+
+def panic_key(state) -> tuple:
+    """The fields whose change also sends all notes off (a different piece)."""
+    return (state.anchor, state.content)
+
+
+class Renderer:
+    """Renders loop sections for a performance state: ``Vis2Mus`` when an engine is loaded, else
+    the anchors' own notes (the performance goes on without regeneration)."""
+
+    def __init__(self, anchors: dict, contents: dict, vis2mus=None, follow_velocity: bool = False) -> None:
+        self.anchors = anchors
+        self.contents = contents
+        self.vis2mus = vis2mus
+        self.follow_velocity = follow_velocity
+
+    def count(self, state) -> int:
+        """Loop length in segments under ``state``."""
+        piece = self.contents[state.content] if state.content else self.anchors[state.anchor]
+        return int(piece.n_segments)
+
+    def __call__(self, state, indices: list[int]) -> tuple[int, list[Section]]:
+        anchor = self.anchors[state.anchor]
+        content = self.contents[state.content] if state.content else None
+        n_segments = self.count(state)
+        if not indices:
+            return n_segments, []
+        if self.vis2mus is None:
+            piece = content or anchor
+            sections = [Section(segment_notes(piece.accompaniment, i),
+                                segment_notes(piece.melody, i) if content is not None else empty_notes())
+                        for i in indices]
+        else:
+            from live.chords import progression_rows
+
+            chords = progression_rows(state.chords, n_segments * 8) if state.chords else None
+            rendered = self.vis2mus.render(anchor, state.alpha_b, state.alpha_c, list(indices),
+                                           chords=chords, content=content)
+            sections = [Section(seg.accompaniment, seg.melody) for seg in rendered]
+        if self.follow_velocity:
+            sections = [Section(follow_velocities(s.accompaniment, segment_notes(anchor.accompaniment, i % anchor.n_segments)),
+                                s.melody) for s, i in zip(sections, indices)]
+        return n_segments, sections
+
+
+class StatusLine:
+    """The live status line on stderr: rewritten in place on a TTY, a periodic line otherwise."""
+
+    def __init__(self, stream=sys.stderr) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self._last = 0.0
+
+    def show(self, text: str) -> None:
+        now = time.monotonic()
+        if self.tty:
+            self.stream.write("\r\x1b[2K" + text)
+            self.stream.flush()
+        elif now - self._last >= STATUS_EVERY_S:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+            self._last = now
+
+    def end(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+class Performance:
+    """A running performance built from ``settings`` (``live.config.Settings``); see the module
+    docstring. ``run()`` blocks until ``stop()`` (or SIGINT/SIGTERM via ``main``)."""
+
+    def __init__(self, settings) -> None:
+        from live.anchors import content_pieces, default_anchors
+        from live.params import Params, State
+
+        self.settings = settings
+        self._stop = threading.Event()
+        self.anchors = default_anchors()
+        self.contents = content_pieces()
+        self.engine, self.vis2mus, self.engine_note = self._load_engine()
+        names = list(self.anchors)
+        anchor = settings.anchor or names[0]
+        self.params = Params(names, list(self.contents), presets=settings.presets,
+                             initial=State(anchor=anchor, tempo=settings.bpm, quantum=settings.quantum,
+                                           velocity=settings.velocity,
+                                           source="camera" if self._camera_wanted() else "osc"))
+        state = self.params.snapshot()
+        self.renderer = Renderer(self.anchors, self.contents, self.vis2mus, settings.follow_velocity)
+        t0 = time.perf_counter()
+        n_segments, sections = self.renderer(state, list(range(self.renderer.count(state))))
+        self.first_render_ms = (time.perf_counter() - t0) * 1000.0
+        self.record_path = Path(settings.record) if settings.record else None
+        self.recorder = Recorder(self.record_path, bpm=state.tempo) if self.record_path else None
+        self.midi = MidiOut(api=settings.midi_api, port=settings.midi_port, name=settings.midi_name,
+                            recorder=self.recorder, log=log)
+        self.clock = Clock(state.tempo)
+        self.external = None
+        if settings.clock_in:
+            self.external = ExternalClock(self.clock, settings.clock_in, settings.midi_api,
+                                          on_transport=self._external_transport)
+        self.scheduler = Scheduler(self.clock, self.midi, sections, recorder=self.recorder,
+                                   quantum=state.quantum, max_note_steps=round(settings.max_note * 4),
+                                   velocity=state.velocity, follow_velocity=settings.follow_velocity,
+                                   clock_out=settings.clock_out)
+        self.regenerator = Regenerator(self.scheduler, self.renderer, self.renderer.count,
+                                       render_key, panic_key, log=log)
+        self.regenerator.last_ms = self.first_render_ms / max(1, n_segments) * 2
+        self.params.subscribe(self._on_change)
+        self.params.on_action("play", lambda s: self.play())
+        self.params.on_action("stop", lambda s: self.pause())
+        self.params.on_action("panic", lambda s: self.scheduler.panic())
+        self.osc = self._start_osc()
+        self.camera = self._start_camera()
+
+    # Start-up helpers
+
+    def _load_engine(self):
+        """(engine, vis2mus, note): no engine means the anchors play as they are."""
+        try:
+            from live.engine import Engine
+            from live.vis2mus import Vis2Mus
+
+            engine = Engine.from_weights(self.settings.weights, device=self.settings.device, threads=1)
+            return engine, Vis2Mus(engine), engine.provider
+        except Exception as exc:  # missing/corrupt weights or an ONNX failure: play on without regeneration
+            line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            log(f"no regeneration ({line}); playing the anchors as they are")
+            return None, None, f"off ({line})"
+
+    def _camera_wanted(self) -> bool:
+        s = self.settings
+        return s.camera is not None or bool(s.video) or bool(s.image)
+
+    def _start_osc(self):
+        from live.osc import OscServer
+
+        s = self.settings
+        try:
+            return OscServer(self.params, host=s.osc_host, port=s.osc_port, allow=s.osc_allow,
+                             reply=s.osc_reply).start()
+        except OSError as exc:
+            log(f"{exc}; running without OSC input")
+            return None
+
+    def _start_camera(self):
+        if not self._camera_wanted():
+            return None
+        from live.camera import CameraSource
+
+        s = self.settings
+        spec = s.video or s.image or s.camera
+        return CameraSource(self.params, self.anchors, spec).start()
+
+    # Reactions (called from OSC/camera threads)
+
+    def _on_change(self, state, changed: frozenset) -> None:
+        if "tempo" in changed and self.external is None:
+            self.clock.set_bpm(state.tempo)
+            if self.recorder is not None:
+                self.recorder.set_tempo(state.tempo)
+        if "quantum" in changed:
+            self.scheduler.quantum = state.quantum
+        if "velocity" in changed:
+            self.scheduler.velocity = state.velocity
+        self.regenerator.submit(state)
+
+    def _external_transport(self, kind: str) -> None:
+        self.params.set_playing(kind != "stop")
+        if kind == "stop":
+            self.scheduler.panic()
+
+    def play(self) -> None:
+        """Start the transport from the next beat (or follow the external clock)."""
+        if self.external is None and not self.clock.running:
+            self.clock.start(beat=float(np.ceil(self.clock.beat())))
+            self.scheduler.transport("start")
+
+    def pause(self) -> None:
+        """Stop the transport; all notes off."""
+        if self.external is None:
+            self.clock.stop()
+        self.scheduler.transport("stop")
+        self.scheduler.panic()
+
+    # Running
+
+    def banner(self) -> str:
+        s = self.settings
+        state = self.params.snapshot()
+        osc = (f"{self.osc.address[0]}:{self.osc.address[1]}" if self.osc else "off")
+        reply = f"{s.osc_reply[0]}:{s.osc_reply[1]}" if s.osc_reply else "to each sender"
+        clock = (f"following MIDI clock on {s.clock_in!r}" if self.external else f"internal {state.tempo:g} BPM")
+        lines = [
+            "vis2mus-live",
+            f"  OSC        {osc} (replies {reply}); send /vis2mus/brightness f, /vis2mus/contrast f, ...",
+            f"  MIDI out   {self.midi.description}; melody ch 1, accompaniment ch 2",
+            f"  clock      {clock}; MIDI clock out {'on' if s.clock_out else 'off'}; quantum {state.quantum}",
+            f"  anchor     {state.anchor} ({self.renderer.count(state)} segments); anchors: {', '.join(self.anchors)}",
+            f"  engine     {self.engine_note}",
+            f"  regen      first loop rendered in {self.first_render_ms:.0f} ms",
+            f"  alpha      {'camera ' + str(s.video or s.image or s.camera) if self.camera else 'OSC faders'}",
+            f"  recording  {self.record_path if self.record_path else 'off'}",
+        ]
+        return "\n".join(lines)
+
+    def status(self) -> str:
+        state = self.params.snapshot()
+        beat = max(0, self.scheduler.next_step - 1) // 4
+        mode = f"{state.content}->{state.anchor}" if state.content else state.anchor
+        play = "" if self.clock.running else " [stopped]"
+        return (f"{beat // 4 + 1}:{beat % 4 + 1}{play}  b={state.alpha_b:+.2f} c={state.alpha_c:+.2f}  "
+                f"{mode}  regen {self.regenerator.last_ms:.0f} ms  late {self.scheduler.late}")
+
+    def run(self) -> None:
+        """Start the threads and the clock; serve until ``stop()``."""
+        print(self.banner(), file=sys.stderr, flush=True)
+        status = StatusLine()
+        self.scheduler.start()
+        self.regenerator.start(self.params.snapshot())
+        if self.external is None:
+            self.clock.start(beat=0.0)
+            self.scheduler.transport("start")
+        last_bar = -1
+        next_check = time.monotonic() + PORT_CHECK_S
+        try:
+            while not self._stop.wait(TICK_S):
+                while not self.scheduler.beats.empty():
+                    bar, beat = self.scheduler.beats.get()
+                    if self.osc is not None:
+                        self.osc.send_beat(bar, beat)
+                    if bar != last_bar and self.recorder is not None:
+                        self.recorder.flush()
+                    last_bar = bar
+                if time.monotonic() >= next_check:
+                    self.midi.check()
+                    next_check = time.monotonic() + PORT_CHECK_S
+                status.show(self.status())
+        finally:
+            status.end()
+            self.shutdown()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def shutdown(self) -> None:
+        """All notes off + CC 123, threads stopped, recording closed."""
+        if self.osc is not None:
+            self.osc.stop()
+        if self.camera is not None:
+            self.camera.stop()
+        self.regenerator.stop()
+        self.scheduler.shutdown()
+        if self.external is not None:
+            self.external.close()
+        self.midi.close()
+        if self.recorder is not None:
+            self.recorder.close()
+            log(f"recording closed: {self.record_path} ({self.recorder.events} events)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: parse the options (``live.config``), run until SIGINT/SIGTERM, exit 0."""
+    from live.config import load_settings
+
+    settings = load_settings(argv)
+    sys.setswitchinterval(GIL_SWITCH_S)
+    try:
+        performance = Performance(settings)
+    except Exception as exc:
+        log(f"cannot start: {exc}")
+        return 1
+
+    def on_signal(signum, _frame) -> None:
+        performance.stop()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    performance.run()
+    return 0
