@@ -1,0 +1,149 @@
+"""live.config: command line, TOML files, precedence, presets and one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import replace
+import sys
+from pathlib import Path
+
+import pytest
+
+from live.config import (OPTIONS, ConfigError, build_params, load_settings, parse_settings,
+                         settings_toml)
+from live.params import Preset
+
+ANCHORS = ["rain", "sunset"]
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "live.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_defaults_match_the_issue():
+    s = parse_settings([])
+    assert (s.bpm, s.osc_host, s.osc_port, s.quantum, s.threads) == (120.0, "127.0.0.1", 9000, "beat", 1)
+    assert s.midi_port is None and not s.no_record and s.alpha_source == "osc"
+
+
+def test_every_option_is_settable_on_the_command_line_and_in_toml(tmp_path):
+    cli = {
+        "bpm": ("97.5", 97.5), "quantum": ("bar", "bar"), "velocity": ("64", 64),
+        "anchor": ("sunset", "sunset"), "osc_host": ("0.0.0.0", "0.0.0.0"), "osc_port": ("9100", 9100),
+        "osc_allow": ("192.168.1.20,10.0.0.3", ("192.168.1.20", "10.0.0.3")),
+        "osc_reply": ("127.0.0.1:9001", ("127.0.0.1", 9001)), "midi_api": ("jack", "jack"),
+        "midi_port": ("FluidSynth", "FluidSynth"), "clock_in": ("Clock In", "Clock In"),
+        "record": ("take.mid", "take.mid"), "video": ("clip.mp4", "clip.mp4"), "source": ("osc", "osc"),
+        "smoothing": ("0.25", 0.25), "camera_timeout": ("3", 3.0), "weights": ("w.pt", "w.pt"),
+        "device": ("cpu", "cpu"), "threads": ("2", 2), "status": ("log", "log"),
+    }
+    flags = {"follow_velocity", "clock_out", "no_record", "camera", "image"}
+    assert set(cli) | flags == {o.name for o in OPTIONS}
+    argv = []
+    for name, (text, _) in cli.items():
+        argv += ["--" + name.replace("_", "-"), text]
+    from_cli = parse_settings(argv + ["--follow-velocity", "--clock-out"])
+    for name, (_, value) in cli.items():
+        assert getattr(from_cli, name) == value, name
+    assert from_cli.follow_velocity and from_cli.clock_out
+    from_toml = parse_settings(["--config", write(tmp_path, settings_toml(from_cli))])
+    for name in cli:
+        assert getattr(from_toml, name) == getattr(from_cli, name), name
+    assert from_toml.follow_velocity and from_toml.clock_out
+
+
+def test_toml_round_trip_with_presets(tmp_path):
+    path = write(tmp_path, """
+bpm = 90
+osc-port = 9200
+image = "scene.png"
+[presets.1]
+anchor = "rain"
+brightness = 0.4
+contrast = -0.2
+[presets.7]
+anchor = "sunset"
+content = "cat"
+tempo = 140
+""")
+    s = parse_settings(["--config", path])
+    assert (s.bpm, s.osc_port, s.image, s.alpha_source) == (90.0, 9200, "scene.png", "camera")
+    assert s.presets == {1: Preset("rain", None, 0.4, -0.2, None), 7: Preset("sunset", "cat", 0.0, 0.0, 140.0)}
+    again = parse_settings(["--config", write(tmp_path, settings_toml(s))])
+    assert replace(again, config=None) == replace(s, config=None)
+
+
+def test_command_line_wins_over_the_file(tmp_path):
+    path = write(tmp_path, 'bpm = 90\nquantum = "bar"\ncamera = 0\n')
+    s = parse_settings(["--config", path, "--bpm", "150", "--video", "clip.mp4"])
+    assert (s.bpm, s.quantum, s.video, s.camera) == (150.0, "bar", "clip.mp4", None)
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("tempo = 100\n", "unknown key 'tempo'"),
+    ("bpm = 'fast'\n", "bpm: expected a number"),
+    ("bpm = 1000\n", "out of range 20..300"),
+    ("bpm = nan\n", "finite"),
+    ("osc_port = 70000\n", "out of range"),
+    ("osc_port = 9000.5\n", "integer"),
+    ("osc_allow = ['1.2.3.400']\n", "not an IP address"),
+    ("osc_reply = 'localhost'\n", "HOST:PORT"),
+    ("quantum = 'phrase'\n", "expected one of beat, bar, segment"),
+    ("clock_out = 'yes'\n", "true or false"),
+    ("camera = 0\nvideo = 'a.mp4'\n", "choose one of"),
+    ("bpm = \n", "not valid TOML"),
+    ("[presets.1]\nbrightness = 0.5\n", "needs an anchor"),
+    ("[presets.1]\nanchor = 'rain'\nbrightness = 2\n", "out of range -1..1"),
+    ("[presets.1]\nanchor = 'rain'\nhue = 2\n", "unknown key 'hue'"),
+    ("[presets.x]\nanchor = 'rain'\n", "preset numbers are 0..127"),
+    ("[presets.200]\nanchor = 'rain'\n", "preset numbers are 0..127"),
+])
+def test_bad_files_are_one_line_errors(tmp_path, text, fragment):
+    with pytest.raises(ConfigError) as error:
+        parse_settings(["--config", write(tmp_path, text)])
+    assert fragment in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config"):
+        parse_settings(["--config", str(tmp_path / "absent.toml")])
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--bpm", "-5"], "--bpm: -5 is out of range"),
+    (["--osc-host", "localhost"], "--osc-host: expected an IPv4 address"),
+    (["--record", "a.mid", "--no-record"], "contradict"),
+    (["--camera", "x"], "--camera: expected an integer"),
+])
+def test_bad_command_lines_exit_with_one_line(capsys, argv, fragment):
+    with pytest.raises(SystemExit) as exit_info:
+        load_settings(argv)
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert fragment in last
+
+
+def test_print_config_runs_as_a_process(tmp_path):
+    path = write(tmp_path, "bpm = 88\n[presets.2]\nanchor = 'rain'\n")
+    out = subprocess.run([sys.executable, "-c", "import sys; from live.config import load_settings; "
+                          "load_settings(sys.argv[1:])", "--config", path, "--print-config", "--threads", "2"],
+                         capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[1])
+    assert out.returncode == 0, out.stderr
+    assert "bpm = 88.0" in out.stdout and "threads = 2" in out.stdout and "[presets.2]" in out.stdout
+
+
+def test_build_params_starts_from_the_settings(tmp_path):
+    path = write(tmp_path, "bpm = 100\nanchor = 'sunset'\nquantum = 'segment'\nvideo = 'x.mp4'\n"
+                           "[presets.3]\nanchor = 'rain'\nbrightness = -0.5\n")
+    params = build_params(parse_settings(["--config", path]), ANCHORS, ["cat"])
+    state = params.snapshot()
+    assert (state.anchor, state.tempo, state.quantum, state.source) == ("sunset", 100.0, "segment", "camera")
+    assert params.recall(3).state.alpha_b == -0.5
+    with pytest.raises(ConfigError, match="unknown anchor 'lake'"):
+        build_params(parse_settings(["--anchor", "lake"]), ANCHORS)
+    bad = write(tmp_path, "[presets.1]\nanchor = 'lake'\n")
+    with pytest.raises(ConfigError, match="presets: unknown anchor"):
+        build_params(parse_settings(["--config", bad]), ANCHORS)
