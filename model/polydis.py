@@ -283,9 +283,7 @@ class PianoTreeDecoder(nn.Module):
         time_in = torch.cat([time_in, z_in.unsqueeze(1).expand(b, steps, -1)], dim=-1)
         h_time, _ = self.time_gru(time_in, h0.unsqueeze(0))
         h_time = h_time.reshape(b * steps, -1)
-        notes_in = torch.cat([h_time.unsqueeze(1).expand(-1, slots - 1, -1),
-                              emb.view(b * steps, slots, -1)[:, :-1]], dim=-1)
-        h_notes, _ = self.notes_gru(notes_in, self.notes_init(h_time).unsqueeze(0))
+        h_notes = self._notes_teacher_forced(h_time, emb.view(b * steps, slots, -1)[:, :-1])
         pitch_logits = self.pitch_out(h_notes)
         real = tokens[:, :, 1:].reshape(b * steps, slots - 1) < PITCHES
         bits = grid[:, :, 1:, 1:].reshape(b * steps, slots - 1, DUR_BITS)[real]
@@ -294,6 +292,26 @@ class PianoTreeDecoder(nn.Module):
         dur_hidden, _ = self.dur_gru(F.one_hot(prev, 3).float(), h_dur0.unsqueeze(0))
         return (pitch_logits.view(b, steps, slots - 1, PITCH_CLASSES), self.dur_out(dur_hidden),
                 real.view(b, steps, slots - 1))
+
+    def _notes_teacher_forced(self, h_time: torch.Tensor, prev_embs: torch.Tensor) -> torch.Tensor:
+        """Notes GRU over ``prev_embs`` ``(N, K, E)`` with ``h_time`` ``(N, Ht)`` as constant input
+        -> hidden states ``(N, K, Hn)``. Same maths as :meth:`note_step`, but the ``h_time`` part of
+        the input projection is computed once per time step instead of once per slot."""
+        gru = self.notes_gru
+        ht = self.cfg.time_hidden
+        gi_time = F.linear(h_time, gru.weight_ih_l0[:, :ht], gru.bias_ih_l0).unsqueeze(1)
+        gi = gi_time + F.linear(prev_embs, gru.weight_ih_l0[:, ht:])
+        h = self.notes_init(h_time)
+        outs = []
+        for gi_k in gi.unbind(1):
+            i_r, i_z, i_n = gi_k.chunk(3, dim=-1)
+            h_r, h_z, h_n = F.linear(h, gru.weight_hh_l0, gru.bias_hh_l0).chunk(3, dim=-1)
+            r = torch.sigmoid(i_r + h_r)
+            z = torch.sigmoid(i_z + h_z)
+            n = torch.tanh(i_n + r * h_n)
+            h = n + z * (h - n)
+            outs.append(h)
+        return torch.stack(outs, dim=1)
 
     # --- reference greedy decoding -------------------------------------------------------------
     @torch.no_grad()
@@ -334,7 +352,7 @@ class PianoTreeDecoder(nn.Module):
                 grid[:, t, k, 0] = slot_pitch
                 grid[:, t, k, 1:] = bits
                 prev = self.embed_note(F.one_hot(pitch, PITCH_CLASSES).float(),
-                                       torch.where(pitch < PITCHES, bits, DUR_PAD).float())
+                                       torch.where((pitch < PITCHES).unsqueeze(-1), bits, DUR_PAD).float())
                 embs.append(prev)
                 done = done | (pitch == EOS)
                 if early_exit and bool(done.all()):
