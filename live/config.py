@@ -12,6 +12,7 @@ import argparse
 import ipaddress
 import math
 import sys
+import time
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
@@ -31,7 +32,11 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the server's ``main`` needs, validated."""
+    """Everything the server's ``main`` needs, validated.
+
+    ``record`` is where to record: the given path, else ``recordings/vis2mus-<UTC time>.mid``
+    (``record_default`` is then true), or ``None`` with ``no_record``.
+    """
 
     bpm: float = 120.0
     quantum: str = "beat"
@@ -44,10 +49,13 @@ class Settings:
     osc_reply: tuple[str, int] | None = None
     midi_api: str = "auto"
     midi_port: str | None = None
+    midi_name: str = "Vis2Mus"
+    max_note: float = 4.0
     clock_in: str | None = None
     clock_out: bool = False
     record: str | None = None
     no_record: bool = False
+    record_default: bool = field(default=False, repr=False)
     camera: int | None = None
     video: str | None = None
     image: str | None = None
@@ -175,6 +183,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("osc_reply", _reply, "send OSC feedback here instead of to each sender", "HOST:PORT"),
     Option("midi_api", _choice(MIDI_APIS), "MIDI backend: auto, alsa, jack, coremidi or winmm", "API"),
     Option("midi_port", _text, "connect to this existing MIDI output port instead of a virtual 'Vis2Mus'", "NAME"),
+    Option("midi_name", _text, "name of the virtual MIDI output port (default Vis2Mus)", "NAME"),
+    Option("max_note", _number(float, 0.25, 64.0), "longest note in beats; longer ones are cut (default 4)",
+           "BEATS"),
     Option("clock_in", _text, "follow MIDI clock (start/stop/continue, tempo) from this input port", "PORT"),
     Option("clock_out", _flag, "send MIDI clock (24 ppqn, start/stop) on the output port", flag=True),
     Option("record", _text, "record to this MIDI file (default: a timestamped file in recordings/)", "PATH"),
@@ -297,7 +308,10 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
         raise ConfigError(f"choose one of --camera, --video, --image (got {', '.join(chosen)})")
     if values.get("no_record") and values.get("record"):
         raise ConfigError("--record and --no-record contradict each other")
-    return Settings(**values, presets=presets, config=config)
+    auto = not values.get("no_record") and not values.get("record")
+    if auto:
+        values["record"] = time.strftime("recordings/vis2mus-%Y%m%d-%H%M%SZ.mid", time.gmtime())
+    return Settings(**values, presets=presets, config=config, record_default=auto)
 
 
 def load_settings(argv: Sequence[str] | None = None) -> Settings:
@@ -321,7 +335,7 @@ def settings_toml(settings: Settings | None = None) -> str:
     lines = []
     for option in OPTIONS:
         value = getattr(settings, option.name)
-        if value is None:
+        if value is None or (option.name == "record" and settings.record_default):
             continue
         if option.name == "osc_reply":
             value = f"{value[0]}:{value[1]}"

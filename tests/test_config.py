@@ -26,6 +26,11 @@ def test_defaults_match_the_issue():
     s = parse_settings([])
     assert (s.bpm, s.osc_host, s.osc_port, s.quantum, s.threads) == (120.0, "127.0.0.1", 9000, "beat", 1)
     assert s.midi_port is None and not s.no_record and s.alpha_source == "osc"
+    assert s.midi_name == "Vis2Mus" and s.max_note == 4.0
+    assert s.record_default and s.record.startswith("recordings/vis2mus-") and s.record.endswith(".mid")
+    off = parse_settings(["--no-record"])
+    assert off.record is None and not off.record_default
+    assert "record" not in settings_toml(s).replace("no_record", "")
 
 
 def test_every_option_is_settable_on_the_command_line_and_in_toml(tmp_path):
@@ -34,7 +39,8 @@ def test_every_option_is_settable_on_the_command_line_and_in_toml(tmp_path):
         "anchor": ("sunset", "sunset"), "osc_host": ("0.0.0.0", "0.0.0.0"), "osc_port": ("9100", 9100),
         "osc_allow": ("192.168.1.20,10.0.0.3", ("192.168.1.20", "10.0.0.3")),
         "osc_reply": ("127.0.0.1:9001", ("127.0.0.1", 9001)), "midi_api": ("jack", "jack"),
-        "midi_port": ("FluidSynth", "FluidSynth"), "clock_in": ("Clock In", "Clock In"),
+        "midi_port": ("FluidSynth", "FluidSynth"), "midi_name": ("Stage", "Stage"),
+        "max_note": ("2.5", 2.5), "clock_in": ("Clock In", "Clock In"),
         "record": ("take.mid", "take.mid"), "video": ("clip.mp4", "clip.mp4"), "source": ("osc", "osc"),
         "smoothing": ("0.25", 0.25), "camera_timeout": ("3", 3.0), "weights": ("w.pt", "w.pt"),
         "device": ("cpu", "cpu"), "threads": ("2", 2), "status": ("log", "log"),
