@@ -1,0 +1,408 @@
+"""``vis2mus-export``: turn ``weights/<name>.pt`` into the ONNX graphs of ``live.graphs``.
+
+The decoder is cut into three graphs that a numpy loop drives (``live.engine``): ``dec_first``
+(z -> first time step), ``dec_step`` (summary of the previous step's notes + one time step + the
+step's first note slot) and ``dec_note`` (one note slot: notes GRU, pitch head, the 5 duration bits
+fed back greedily, and the embedding of the chosen note). Parts of a GRU input that stay fixed over
+the inner loops (``z_in`` for the time GRU, ``h_time`` for the notes GRU) are projected once and
+passed along. ``--check`` compares the graphs with eager torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from live import graphs
+from model.polydis import (BIT_START, DUR_BITS, DUR_PAD, PITCH_CLASSES, PITCHES, SOS, PianoTreeDecoder, PolyDis,
+                           load_model)
+
+OPSET = 17
+
+
+def _cell(x_proj: torch.Tensor, h_proj: torch.Tensor, h: torch.Tensor, size: int) -> torch.Tensor:
+    """GRU step from its projections: ``x_proj = W_ih x + b_ih``, ``h_proj = W_hh h + b_hh``, each
+    ``(B, 3H)``, and ``h`` ``(B, H)`` -> ``(B, H)`` (gate order r, z, n as in ``nn.GRU``). ``size``
+    is ``H`` as a Python int, so the export sees constant split sizes."""
+    x_rz, x_n = torch.split(x_proj, [2 * size, size], dim=-1)
+    h_rz, h_n = torch.split(h_proj, [2 * size, size], dim=-1)
+    r, z = torch.split(torch.sigmoid(x_rz + h_rz), [size, size], dim=-1)
+    n = torch.tanh(x_n + r * h_n)
+    return n + z * (h - n)
+
+
+def _buffer(*parts: torch.Tensor) -> torch.Tensor:
+    """Detached copy of ``parts`` concatenated along dim 0."""
+    return torch.cat([p.detach() for p in parts], dim=0).clone()
+
+
+class _DecoderParts(nn.Module):
+    """The decoder's weights regrouped for few, large products; shared by the decoder graphs.
+
+    Products that feed several consumers are fused into one matrix (e.g. the new notes state feeds
+    the pitch head, the duration start state and the next slot's recurrent projection), and one-hot
+    inputs become row look-ups.
+    """
+
+    def __init__(self, dec: PianoTreeDecoder):
+        super().__init__()
+        cfg = dec.cfg
+        token, ht = 2 * cfg.summary_hidden, cfg.time_hidden
+        time_gru, notes_gru, dur_gru = dec.time_gru, dec.notes_gru, dec.dur_gru
+        self.register_buffer("z2hid_w", _buffer(dec.z2hid.weight))
+        self.register_buffer("z2hid_b", _buffer(dec.z2hid.bias))
+        self.register_buffer("z2in_w", _buffer(dec.z2in.weight))
+        self.register_buffer("z2in_b", _buffer(dec.z2in.bias))
+        self.register_buffer("token0", _buffer(dec.token0.unsqueeze(0)))
+        self.register_buffer("time_token_w", _buffer(time_gru.weight_ih_l0[:, :token]))
+        self.register_buffer("time_z_w", _buffer(time_gru.weight_ih_l0[:, token:]))
+        self.register_buffer("time_ih_b", _buffer(time_gru.bias_ih_l0))
+        self.register_buffer("time_hh_w", _buffer(time_gru.weight_hh_l0))
+        self.register_buffer("time_hh_b", _buffer(time_gru.bias_hh_l0))
+        # h_time -> [notes GRU input projection of h_time, notes start state]
+        self.register_buffer("time_post_w", _buffer(notes_gru.weight_ih_l0[:, :ht], dec.time2notes.weight))
+        self.register_buffer("time_post_b", _buffer(notes_gru.bias_ih_l0, dec.time2notes.bias))
+        self.register_buffer("notes_emb_w", _buffer(notes_gru.weight_ih_l0[:, ht:]))
+        self.register_buffer("notes_hh_w", _buffer(notes_gru.weight_hh_l0))
+        self.register_buffer("notes_hh_b", _buffer(notes_gru.bias_hh_l0))
+        # h_notes -> [pitch logits, duration start (h_notes part), next recurrent projection]
+        hn = cfg.notes_hidden
+        self.register_buffer("notes_post_w", _buffer(dec.pitch_out.weight, dec.dur_hid.weight[:, :hn],
+                                                     notes_gru.weight_hh_l0))
+        self.register_buffer("notes_post_b", _buffer(dec.pitch_out.bias, dec.dur_hid.bias, notes_gru.bias_hh_l0))
+        self.register_buffer("dur_logit_w", _buffer(dec.dur_hid.weight[:, hn:]))
+        self.register_buffer("dur_hh_w", _buffer(dur_gru.weight_hh_l0))
+        self.register_buffer("dur_hh_b", _buffer(dur_gru.bias_hh_l0))
+        # bit symbol -> duration GRU input projection (rows of W_ih plus bias)
+        self.register_buffer("dur_in_table", _buffer((dur_gru.weight_ih_l0 + dur_gru.bias_ih_l0[:, None]).t()))
+        # h_dur -> [bit logits, next recurrent projection]
+        self.register_buffer("dur_post_w", _buffer(dec.dur_out.weight, dur_gru.weight_hh_l0))
+        self.register_buffer("dur_post_b", _buffer(dec.dur_out.bias, dur_gru.bias_hh_l0))
+        # pitch token -> its embedding column plus bias; duration bits -> their columns
+        emb_w = dec.note_embedding.weight
+        self.register_buffer("emb_table", _buffer((emb_w[:, :PITCH_CLASSES] + dec.note_embedding.bias[:, None]).t()))
+        self.register_buffer("emb_bits_w", _buffer(emb_w[:, PITCH_CLASSES:].t()))
+        self.sizes = (PITCH_CLASSES, cfg.dur_hidden, 3 * hn)
+        self.fwd = nn.GRU(cfg.note_emb, cfg.summary_hidden, batch_first=True)
+        self.bwd = nn.GRU(cfg.note_emb, cfg.summary_hidden, batch_first=True)
+        for gru, suffix in ((self.fwd, "l0"), (self.bwd, "l0_reverse")):
+            for part in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(gru, f"{part}_l0").data.copy_(getattr(dec.summary_gru, f"{part}_{suffix}").data)
+        self.time_hidden, self.notes_hidden, self.dur_hidden = ht, hn, cfg.dur_hidden
+
+    def summary(self, embs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Bi-GRU final states over the first ``lengths`` of ``embs`` ``(B, L, E)`` -> ``(B, 2S)``."""
+        b, steps, width = embs.shape
+        last = (lengths - 1).view(b, 1, 1)
+        pos = torch.arange(steps, device=embs.device).view(1, steps)
+        rev = (lengths.view(b, 1) - 1 - pos).clamp(min=0)
+        embs_rev = embs.gather(1, rev.unsqueeze(-1).expand(b, steps, width))
+        out_fwd, _ = self.fwd(embs)
+        out_bwd, _ = self.bwd(embs_rev)
+        hidden = out_fwd.shape[-1]
+        h_fwd = out_fwd.gather(1, last.expand(b, 1, hidden)).squeeze(1)
+        h_bwd = out_bwd.gather(1, last.expand(b, 1, hidden)).squeeze(1)
+        return torch.cat([h_fwd, h_bwd], dim=-1)
+
+    def sos(self, batch_like: torch.Tensor) -> torch.Tensor:
+        """Embedding of SOS with duration tokens 2, ``(B, E)``."""
+        pads = torch.full((1, DUR_BITS), float(DUR_PAD), device=batch_like.device)
+        row = self.emb_table[SOS].unsqueeze(0) + pads @ self.emb_bits_w
+        return row.expand(batch_like.shape[0], -1)
+
+    def time_step(self, token: torch.Tensor, z_x: torch.Tensor, h_time: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> new ``h_time``, its notes-GRU projection ``hx``, the notes start state and its
+        recurrent projection."""
+        x_proj = torch.addmm(z_x, token, self.time_token_w.t())
+        h_proj = torch.addmm(self.time_hh_b, h_time, self.time_hh_w.t())
+        h_time = _cell(x_proj, h_proj, h_time, self.time_hidden)
+        hx, h_notes = torch.split(torch.addmm(self.time_post_b, h_time, self.time_post_w.t()),
+                                  [3 * self.notes_hidden, self.notes_hidden], dim=-1)
+        hh_notes = torch.addmm(self.notes_hh_b, h_notes, self.notes_hh_w.t())
+        return h_time, hx, h_notes, hh_notes
+
+    def note_slot(self, hx: torch.Tensor, prev: torch.Tensor, h_notes: torch.Tensor, hh_notes: torch.Tensor
+                  ) -> tuple[torch.Tensor, ...]:
+        """One greedy note slot -> ``pitch (B,)``, ``bits (B, 5)``, ``emb (B, E)``, ``h_notes``,
+        ``hh_notes`` (the recurrent projection of the new ``h_notes``)."""
+        h_notes = _cell(torch.addmm(hx, prev, self.notes_emb_w.t()), hh_notes, h_notes, self.notes_hidden)
+        logits, dur_part, hh_notes = torch.split(torch.addmm(self.notes_post_b, h_notes, self.notes_post_w.t()),
+                                                 list(self.sizes), dim=-1)
+        pitch = logits.argmax(-1)
+        h_dur = torch.addmm(dur_part, logits, self.dur_logit_w.t())
+        h_proj = torch.addmm(self.dur_hh_b, h_dur, self.dur_hh_w.t())
+        x_proj = self.dur_in_table[BIT_START].unsqueeze(0)
+        bits = []
+        for _ in range(DUR_BITS):
+            h_dur = _cell(x_proj, h_proj, h_dur, self.dur_hidden)
+            bit_logits, h_proj = torch.split(torch.addmm(self.dur_post_b, h_dur, self.dur_post_w.t()),
+                                             [2, 3 * self.dur_hidden], dim=-1)
+            bit = bit_logits.argmax(-1)
+            bits.append(bit)
+            x_proj = F.embedding(bit, self.dur_in_table)
+        is_note = (pitch < PITCHES).unsqueeze(-1)
+        bits = torch.where(is_note, torch.stack(bits, dim=-1), torch.full_like(pitch, DUR_PAD).unsqueeze(-1))
+        emb = F.embedding(pitch, self.emb_table) + bits.float() @ self.emb_bits_w
+        return pitch, bits, emb, h_notes, hh_notes
+
+
+class ChordEncGraph(nn.Module):
+    def __init__(self, model: PolyDis):
+        super().__init__()
+        self.enc = model.chord_enc
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        return self.enc(rows)[0]
+
+
+class TextureHeadGraph(nn.Module):
+    def __init__(self, model: PolyDis):
+        super().__init__()
+        self.head = model.texture_head
+
+    def forward(self, feature_map: torch.Tensor) -> torch.Tensor:
+        return self.head(feature_map)[0]
+
+
+class DecFirstGraph(nn.Module):
+    def __init__(self, parts: _DecoderParts):
+        super().__init__()
+        self.parts = parts
+
+    def forward(self, z: torch.Tensor):
+        parts = self.parts
+        h_time = torch.addmm(parts.z2hid_b, z, parts.z2hid_w.t())
+        z_in = torch.addmm(parts.z2in_b, z, parts.z2in_w.t())
+        z_x = torch.addmm(parts.time_ih_b, z_in, parts.time_z_w.t())
+        token = parts.token0.expand(z.shape[0], -1)
+        sos = parts.sos(z)
+        h_time, hx, h_notes, hh_notes = parts.time_step(token, z_x, h_time)
+        pitch, bits, emb, h_notes, hh_notes = parts.note_slot(hx, sos, h_notes, hh_notes)
+        return z_x, sos, h_time, hx, pitch, bits, emb, h_notes, hh_notes
+
+
+class DecStepGraph(nn.Module):
+    def __init__(self, parts: _DecoderParts):
+        super().__init__()
+        self.parts = parts
+
+    def forward(self, embs, lengths, z_x, h_time):
+        token = self.parts.summary(embs, lengths)
+        h_time, hx, h_notes, hh_notes = self.parts.time_step(token, z_x, h_time)
+        pitch, bits, emb, h_notes, hh_notes = self.parts.note_slot(hx, embs[:, 0], h_notes, hh_notes)
+        return h_time, hx, pitch, bits, emb, h_notes, hh_notes
+
+
+class DecNoteGraph(nn.Module):
+    def __init__(self, parts: _DecoderParts):
+        super().__init__()
+        self.parts = parts
+
+    def forward(self, hx, prev, h_notes, hh_notes):
+        return self.parts.note_slot(hx, prev, h_notes, hh_notes)
+
+
+def _graph_specs(model: PolyDis) -> dict[str, tuple[nn.Module, tuple, list[str], list[str], dict]]:
+    """name -> (module, example inputs, input names, output names, dynamic axes)."""
+    cfg = model.cfg
+    parts = _DecoderParts(model.decoder).eval()
+    b, steps = 2, 3
+    batch = {0: "batch"}
+    z_x = torch.randn(b, 3 * cfg.time_hidden)
+    h_time = torch.randn(b, cfg.time_hidden)
+    step_out = ["h_time_next", "hx", "pitch", "bits", "emb", "h_notes_next", "hh_notes_next"]
+    note_out = ["pitch", "bits", "emb", "h_notes_next", "hh_notes_next"]
+    return {
+        "chord_enc": (ChordEncGraph(model), (torch.rand(b, 8, 36),), ["rows"], ["z_chd"],
+                      {"rows": batch, "z_chd": batch}),
+        "texture_cnn": (model.texture_cnn, (torch.rand(b, 32, 128),), ["pr_mat"], ["feature_map"],
+                        {"pr_mat": batch, "feature_map": batch}),
+        "texture_head": (TextureHeadGraph(model), (torch.rand(b, 10, 8, 29),), ["feature_map"], ["z_txt"],
+                         {"feature_map": batch, "z_txt": batch}),
+        "dec_first": (DecFirstGraph(parts), (torch.randn(b, 2 * cfg.z_dim),), ["z"],
+                      ["z_x", "sos"] + step_out, {n: batch for n in ["z", "z_x", "sos"] + step_out}),
+        "dec_step": (DecStepGraph(parts),
+                     (torch.randn(b, steps, cfg.note_emb), torch.tensor([1, steps]), z_x, h_time),
+                     ["embs", "lengths", "z_x", "h_time"], step_out,
+                     {"embs": {0: "batch", 1: "length"}, "lengths": batch, "z_x": batch,
+                      "h_time": batch, **{n: batch for n in step_out}}),
+        "dec_note": (DecNoteGraph(parts),
+                     (torch.randn(b, 3 * cfg.notes_hidden), torch.randn(b, cfg.note_emb),
+                      torch.randn(b, cfg.notes_hidden), torch.randn(b, 3 * cfg.notes_hidden)),
+                     ["hx", "prev", "h_notes", "hh_notes"], note_out,
+                     {n: batch for n in ["hx", "prev", "h_notes", "hh_notes"] + note_out}),
+    }
+
+
+def export_graphs(weights: str | Path, out: str | Path, digest: str | None = None,
+                  log=lambda line: None) -> dict:
+    """Export every graph of ``weights`` into ``out``; write and return the manifest.
+
+    Raises ``FileNotFoundError`` / ``ValueError`` (one line) for missing or bad weights.
+    """
+    import onnx
+    import warnings
+
+    weights = Path(weights)
+    model = load_model(weights)
+    digest = digest or graphs.file_sha256(weights)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    nodes = {}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, (module, args, inputs, outputs, axes) in _graph_specs(model).items():
+            log(f"  {name}")
+            path = out / f"{name}.onnx"
+            tmp = out / f"{name}.onnx.tmp"
+            torch.onnx.export(module, args, str(tmp), input_names=inputs, output_names=outputs,
+                              dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+            tmp.replace(path)
+            nodes[name] = len(onnx.load(str(path)).graph.node)
+    manifest = {
+        "weights": str(weights.resolve()),
+        "weights_sha256": digest,
+        "exporter_version": graphs.EXPORTER_VERSION,
+        "config": model.cfg.to_dict(),
+        "opset": OPSET,
+        "torch": torch.__version__,
+        "graphs": {name: {"file": f"{name}.onnx", "nodes": nodes[name]} for name in graphs.GRAPH_NAMES},
+        "export_seconds": round(time.perf_counter() - start, 2),
+    }
+    (out / graphs.MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+def repo_root() -> Path:
+    """The repository (parent of ``export/``)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def prepared_pop909() -> Path:
+    """Where ``vis2mus-data prepare`` puts the prepared POP909 file: ``.cache/pop909.npz``."""
+    return repo_root() / ".cache" / "pop909.npz"
+
+
+def validation_segments(path: str | Path, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` validation segments spread evenly over the prepared POP909 file ->
+    chord rows ``(n, 8, 36)`` and ``pr_mat`` ``(n, 32, 128)`` float32."""
+    from live.notes import notes_to_pr_mat
+
+    with np.load(path) as data:
+        chosen = np.flatnonzero(data["split"] == 1)
+        chosen = chosen[np.linspace(0, len(chosen) - 1, min(n, len(chosen))).astype(int)]
+        offsets, notes = data["acc_offsets"], data["acc_notes"]
+        rows = data["chords"][chosen].astype(np.float32)
+        pr = np.stack([notes_to_pr_mat(notes[offsets[i]:offsets[i + 1]].astype(np.int32)) for i in chosen])
+    return rows, pr
+
+
+def generated_segments(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` random segments: 2-beat chords over 12 roots and 4 qualities, and 1-4-note onsets at
+    about 40 % of steps, pitches 36-84, durations 1-8 -> chord rows ``(n, 8, 36)``, ``pr_mat``
+    ``(n, 32, 128)``."""
+    from live.chords import NOTE_NAMES, label_to_row
+    from live.notes import make_notes, notes_to_pr_mat
+
+    rng = np.random.default_rng(seed)
+    rows = np.zeros((n, 8, 36), np.float32)
+    pr = np.zeros((n, 32, 128), np.float32)
+    for i in range(n):
+        for beat in range(0, 8, 2):
+            label = f"{NOTE_NAMES[rng.integers(12)]}:{rng.choice(['maj', 'min', '7', 'min7'])}"
+            rows[i, beat:beat + 2] = label_to_row(label)
+        notes = [(t, p, d, 80) for t in np.flatnonzero(rng.random(32) < 0.4)
+                 for p, d in zip(rng.choice(np.arange(36, 85), rng.integers(1, 5), replace=False),
+                                 rng.integers(1, 9, 4))]
+        pr[i] = notes_to_pr_mat(make_notes(notes))
+    return rows, pr
+
+
+def parity_segments(n: int) -> tuple[str, np.ndarray, np.ndarray]:
+    """(source description, chord rows, pr_mat) of ``n`` segments for ``--check``: validation
+    songs of the prepared POP909 file when present, else generated ones."""
+    path = prepared_pop909()
+    if path.is_file():
+        rows, pr = validation_segments(path, n)
+        return f"{len(rows)} validation segments of {path}", rows, pr
+    rows, pr = generated_segments(n)
+    return f"{n} generated segments (no {path})", rows, pr
+
+
+def check_parity(weights: str | Path, graph_dir: str | Path, rows: np.ndarray, pr: np.ndarray,
+                 batch: int = 50) -> dict:
+    """Compare the ONNX engine with eager torch on segments ``rows`` ``(N, 8, 36)``,
+    ``pr`` ``(N, 32, 128)``: each side encodes (posterior means) and decodes greedily on its own.
+
+    Returns ``segments``, ``identical_notes`` (count), ``identical_grids``, ``latent_max_diff``.
+    """
+    from live.engine import Engine
+    from live.notes import grid_to_notes
+
+    model = load_model(weights)
+    engine = Engine(graph_dir, device="cpu")
+    same_notes = same_grids = 0
+    worst = 0.0
+    for start in range(0, len(rows), batch):
+        r, p = rows[start:start + batch], pr[start:start + batch]
+        with torch.no_grad():
+            mu_c, _, mu_t, _ = model.encode(torch.from_numpy(r), torch.from_numpy(p))
+            ref = model.decoder.greedy_decode(torch.cat([mu_c, mu_t], dim=-1)).numpy()
+        z_c = engine.encode_chords(r)
+        z_t = engine.texture_latent(engine.texture_map(p))
+        worst = max(worst, float(np.abs(z_c - mu_c.numpy()).max()), float(np.abs(z_t - mu_t.numpy()).max()))
+        got = engine.decode_grid(z_c, z_t)
+        for a, b in zip(got, ref):
+            same_grids += bool(np.array_equal(a, b))
+            same_notes += bool(np.array_equal(grid_to_notes(a), grid_to_notes(b)))
+    return {"segments": len(rows), "identical_notes": same_notes, "identical_grids": same_grids,
+            "latent_max_diff": worst}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vis2mus-export", description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", help="weights .pt (default: weights/polydis-small.pt)")
+    parser.add_argument("--out", help="graph folder (default: the cache, see live.graphs)")
+    parser.add_argument("--force", action="store_true", help="export even when the graphs are current")
+    parser.add_argument("--check", action="store_true", help="compare ONNX with eager torch")
+    parser.add_argument("--segments", type=int, default=500, help="segments for --check (default 500)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    weights = Path(args.weights) if args.weights else graphs.default_weights()
+    try:
+        if args.force:
+            folder = Path(args.out) if args.out else graphs.graph_dir_for(graphs.file_sha256(weights))
+            (folder / graphs.MANIFEST).unlink(missing_ok=True)
+        folder = graphs.ensure_graphs(weights, out=args.out, log=print)
+        manifest = graphs.read_manifest(folder)
+        print(f"graphs: {folder}")
+        print("nodes: " + ", ".join(f"{k} {v['nodes']}" for k, v in manifest["graphs"].items()))
+        if not args.check:
+            return 0
+        source, rows, pr = parity_segments(args.segments)
+        print(f"checking ONNX against eager torch on {source} ...")
+        result = check_parity(weights, folder, rows, pr)
+    except (graphs.GraphError, FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"vis2mus-export: error: {str(exc).splitlines()[0] if str(exc) else exc!r}", file=sys.stderr)
+        return 2
+    share = 100.0 * result["identical_notes"] / result["segments"]
+    ok = share >= 99.5 and result["latent_max_diff"] <= 1e-4
+    print(f"identical decoded notes: {result['identical_notes']}/{result['segments']} segments ({share:.2f} %); "
+          f"identical grids: {result['identical_grids']}")
+    print(f"latent max |diff|: {result['latent_max_diff']:.3g}")
+    print("parity: PASS" if ok else "parity: FAIL (needs >= 99.5 % identical and max |diff| <= 1e-4)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

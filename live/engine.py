@@ -1,0 +1,142 @@
+"""The inference engine: onnxruntime sessions over the graphs of ``live.graphs`` (no torch).
+
+Decoding is greedy and driven by a numpy loop: per time step one ``dec_step`` call (summary of the
+previous step, time GRU, first note slot) and one ``dec_note`` call per further slot, stopping as
+soon as every segment of the batch has emitted EOS (at most 15 slots). The grid it builds is the
+one of ``model.polydis.PianoTreeDecoder.greedy_decode``.
+
+Thread safety: the engine holds no mutable state after construction and onnxruntime sessions
+accept concurrent ``run`` calls, so several threads may call any method at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnxruntime as ort
+
+from live import graphs
+from live.notes import DUR_BITS, DUR_PAD, EOS, PAD, STEPS, grid_to_notes
+
+DECODE_SLOTS = 15
+Z_DIM = 256
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+
+
+class EngineError(RuntimeError):
+    """The engine cannot start (bad device, unreadable graphs); the message is one line."""
+
+
+def choose_provider(device: str = "auto") -> str:
+    """``"auto"`` -> CUDA when onnxruntime-gpu sees a GPU, else CPU; ``"cpu"``; ``"cuda"`` or error."""
+    available = ort.get_available_providers()
+    if device == "cpu":
+        return CPU
+    if device == "cuda":
+        if CUDA not in available:
+            raise EngineError("device 'cuda' asked for but onnxruntime has no CUDA provider "
+                              "(install onnxruntime-gpu: pip install -e .[gpu])")
+        return CUDA
+    if device == "auto":
+        return CUDA if CUDA in available else CPU
+    raise EngineError(f"unknown device {device!r} (auto, cpu or cuda)")
+
+
+def _finite(name: str, x, shape_tail: tuple[int, ...]) -> np.ndarray:
+    """``x`` as a C-contiguous float32 batch with trailing shape ``shape_tail``; ValueError if not."""
+    arr = np.ascontiguousarray(x, dtype=np.float32)
+    if arr.ndim != 1 + len(shape_tail) or arr.shape[1:] != shape_tail or arr.shape[0] < 1:
+        raise ValueError(f"{name}: expected shape (B, {', '.join(map(str, shape_tail))}), got {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name}: contains NaN or inf")
+    return arr
+
+
+class Engine:
+    """Encoders and greedy decoder of one poly-dis weights file on onnxruntime."""
+
+    def __init__(self, graph_dir: str | Path, device: str = "auto", threads: int = 1):
+        if threads < 1:
+            raise EngineError(f"threads must be >= 1, got {threads}")
+        self.provider = choose_provider(device)
+        self.graph_dir = Path(graph_dir)
+        self.manifest = graphs.read_manifest(self.graph_dir) or {}
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        providers = [self.provider] if self.provider == CPU else [self.provider, CPU]
+        self._sessions: dict[str, ort.InferenceSession] = {}
+        for name in graphs.GRAPH_NAMES:
+            path = self.graph_dir / f"{name}.onnx"
+            try:
+                self._sessions[name] = ort.InferenceSession(str(path), opts, providers=providers)
+            except Exception as exc:  # onnxruntime raises its own exception types
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise EngineError(f"cannot load graph {path}: {first}") from exc
+
+    @classmethod
+    def from_weights(cls, path: str | Path | None = None, device: str = "auto", threads: int = 1,
+                     log: Callable[[str], None] = print) -> "Engine":
+        """Engine for a weights file (default: ``live.graphs.default_weights()``), exporting its
+        graphs to the cache first when they are missing or stale. Raises ``GraphError`` or
+        ``EngineError`` with one line."""
+        return cls(graphs.ensure_graphs(path, log=log), device=device, threads=threads)
+
+    def _run(self, name: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self._sessions[name].run(None, feeds)
+
+    def encode_chords(self, rows) -> np.ndarray:
+        """Chord rows ``(B, 8, 36)`` -> ``z_chd`` ``(B, 256)`` (posterior mean)."""
+        return self._run("chord_enc", {"rows": _finite("rows", rows, (8, 36))})[0]
+
+    def texture_map(self, pr_mats) -> np.ndarray:
+        """``pr_mat`` batch ``(B, 32, 128)`` -> feature maps ``(B, 10, 8, 29)``."""
+        return self._run("texture_cnn", {"pr_mat": _finite("pr_mat", pr_mats, (32, 128))})[0]
+
+    def texture_latent(self, maps) -> np.ndarray:
+        """Feature maps ``(B, 10, 8, 29)`` -> ``z_txt`` ``(B, 256)`` (posterior mean)."""
+        return self._run("texture_head", {"feature_map": _finite("feature_map", maps, (10, 8, 29))})[0]
+
+    def decode(self, z_chd, z_txt) -> list[np.ndarray]:
+        """``z_chd``, ``z_txt`` ``(B, 256)`` -> B note arrays ``(N, 4)`` int32, onsets 0..31."""
+        return [grid_to_notes(g) for g in self.decode_grid(z_chd, z_txt)]
+
+    def decode_grid(self, z_chd, z_txt) -> np.ndarray:
+        """Greedy PianoTree grid ``(B, 32, 15, 6)`` int64 (no SOS slot; PAD after each EOS)."""
+        z_c = _finite("z_chd", z_chd, (Z_DIM,))
+        z_t = _finite("z_txt", z_txt, (Z_DIM,))
+        if len(z_c) != len(z_t):
+            raise ValueError(f"z_chd and z_txt batch sizes differ: {len(z_c)} != {len(z_t)}")
+        z = np.concatenate([z_c, z_t], axis=1)
+        batch = len(z)
+        grid = np.full((batch, STEPS, DECODE_SLOTS, 1 + DUR_BITS), DUR_PAD, dtype=np.int64)
+        grid[..., 0] = PAD
+        run_step, run_note = self._sessions["dec_step"].run, self._sessions["dec_note"].run
+        z_x, sos, h_time, hx, pitch, bits, emb, h_notes, hh_notes = self._run("dec_first", {"z": z})
+        for t in range(STEPS):
+            if t:
+                h_time, hx, pitch, bits, emb, h_notes, hh_notes = run_step(
+                    None, {"embs": embs, "lengths": lengths, "z_x": z_x, "h_time": h_time})
+            embs_t = [sos, emb]
+            stop = np.full(batch, DECODE_SLOTS, dtype=np.int64)
+            open_ = np.ones(batch, dtype=bool)
+            for k in range(DECODE_SLOTS):
+                grid[open_, t, k, 0] = pitch[open_]
+                grid[open_, t, k, 1:] = bits[open_]
+                ended = open_ & (pitch == EOS)
+                stop[ended] = k
+                open_ &= ~ended
+                if k == DECODE_SLOTS - 1 or not open_.any():
+                    break
+                pitch, bits, emb, h_notes, hh_notes = run_note(
+                    None, {"hx": hx, "prev": emb, "h_notes": h_notes, "hh_notes": hh_notes})
+                embs_t.append(emb)
+            embs = np.stack(embs_t, axis=1)
+            lengths = stop + 1
+        return grid

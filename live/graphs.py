@@ -1,0 +1,111 @@
+"""The ONNX graphs of one weights file: names, cache location, manifest, export on demand.
+
+No torch here. Graphs live in ``<cache root>/<sha256(weights)[:16]>-v<EXPORTER_VERSION>/`` with a
+``manifest.json``; the cache root is ``$VIS2MUS_CACHE`` or ``~/.cache/vis2mus-live/onnx``. When the
+graphs of a weights file are missing or stale, :func:`ensure_graphs` imports the exporter (which
+needs torch) lazily and writes them.
+
+Graphs and their tensors (``B`` dynamic batch, ``L`` dynamic summary length; sizes of the model
+card: ``Ht`` time hidden, ``Hn`` notes hidden, ``E`` note embedding):
+
+- ``chord_enc``: ``rows (B, 8, 36)`` -> ``z_chd (B, 256)`` (posterior mean)
+- ``texture_cnn``: ``pr_mat (B, 32, 128)`` -> ``feature_map (B, 10, 8, 29)``
+- ``texture_head``: ``feature_map`` -> ``z_txt (B, 256)`` (posterior mean)
+- ``dec_first``: ``z (B, 512)`` -> ``z_x (B, 3Ht)``, ``sos (B, E)``, then the outputs of a step
+- ``dec_step``: ``embs (B, L, E)``, ``lengths (B,)``, ``z_x``, ``h_time`` -> one time step: summary
+  of the previous step's notes, time GRU, notes GRU start and the step's first note slot:
+  ``h_time_next (B, Ht)``, ``hx (B, 3Hn)``, ``pitch (B,)`` int64, ``bits (B, 5)`` int64, ``emb (B, E)``,
+  ``h_notes_next (B, Hn)``
+- ``dec_note``: ``hx``, ``prev (B, E)``, ``h_notes`` -> the next note slot: ``pitch``, ``bits``,
+  ``emb``, ``h_notes_next``
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+EXPORTER_VERSION = "1"
+MANIFEST = "manifest.json"
+GRAPH_NAMES = ("chord_enc", "texture_cnn", "texture_head", "dec_first", "dec_step", "dec_note")
+DEFAULT_WEIGHTS_NAME = "polydis-small.pt"
+EXPORT_HINT = "run `pip install -e .[train]` then `vis2mus-export --weights {weights}`"
+
+
+class GraphError(RuntimeError):
+    """The graphs of a weights file cannot be found or made; the message is one line."""
+
+
+def default_weights() -> Path:
+    """The shipped weights: ``weights/polydis-small.pt`` next to the ``live`` package."""
+    return Path(__file__).resolve().parent.parent / "weights" / DEFAULT_WEIGHTS_NAME
+
+
+def cache_root() -> Path:
+    """``$VIS2MUS_CACHE`` or ``~/.cache/vis2mus-live/onnx``."""
+    env = os.environ.get("VIS2MUS_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "vis2mus-live" / "onnx"
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def graph_dir_for(digest: str) -> Path:
+    """Cache folder of the graphs of the weights with SHA-256 ``digest``."""
+    return cache_root() / f"{digest[:16]}-v{EXPORTER_VERSION}"
+
+
+def read_manifest(folder: str | Path) -> dict | None:
+    """The manifest of a graph folder, or ``None`` when absent or unreadable."""
+    try:
+        return json.loads((Path(folder) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_current(folder: str | Path, digest: str) -> bool:
+    """Whether ``folder`` holds every graph, exported by this exporter version from ``digest``."""
+    manifest = read_manifest(folder)
+    if not manifest or manifest.get("weights_sha256") != digest:
+        return False
+    if manifest.get("exporter_version") != EXPORTER_VERSION:
+        return False
+    return all((Path(folder) / f"{name}.onnx").is_file() for name in GRAPH_NAMES)
+
+
+def ensure_graphs(weights: str | Path | None = None, out: str | Path | None = None,
+                  log: Callable[[str], None] = print) -> Path:
+    """Folder with current graphs for ``weights`` (default :func:`default_weights`).
+
+    Exports them (progress line through ``log``) when missing or stale. ``out`` overrides the
+    cache folder. Raises :class:`GraphError` (one line) for missing weights, when torch is not
+    installed, or when the export fails on bad weights.
+    """
+    weights = Path(weights) if weights is not None else default_weights()
+    if not weights.is_file():
+        raise GraphError(f"weights not found: {weights}")
+    digest = file_sha256(weights)
+    folder = Path(out) if out is not None else graph_dir_for(digest)
+    if is_current(folder, digest):
+        return folder
+    try:
+        from export import onnx_export
+    except ImportError as exc:
+        raise GraphError(f"ONNX graphs for {weights} are missing or stale and the exporter cannot "
+                         f"run ({exc}): " + EXPORT_HINT.format(weights=weights)) from exc
+    log(f"exporting ONNX graphs for {weights} to {folder} ...")
+    try:
+        manifest = onnx_export.export_graphs(weights, folder, digest=digest)
+    except (FileNotFoundError, ValueError) as exc:
+        raise GraphError(str(exc).splitlines()[0] if str(exc) else repr(exc)) from exc
+    log(f"exported {len(GRAPH_NAMES)} graphs in {manifest['export_seconds']:.1f} s")
+    return folder
