@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pickle
 from pathlib import Path
 
 import torch
@@ -463,6 +464,6 @@ def load_model(weights: str | Path) -> PolyDis:
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
-    except (RuntimeError, OSError, EOFError) as exc:
+    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as exc:
         raise ValueError(f"cannot load weights {weights}: {str(exc).splitlines()[0]}") from exc
     return model.eval()
