@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from live.oscspace import FEEDBACK, PREFIX
 from patches.catalog import PROGRESSIONS, QUANTA, REPLY_PORT, SERVER_HOST, SERVER_PORT, SOURCES, Names, address, range_of
 
 # inlets and outlets of the objects used here, as Max 8 reports them
@@ -104,7 +105,7 @@ class MaxPatch:
                 "fileversion": 1,
                 "appversion": {"major": 8, "minor": 5, "revision": 0, "architecture": "x64", "modernui": 1},
                 "classnamespace": "box",
-                "rect": [40.0, 80.0, 1180.0, 860.0],
+                "rect": [40.0, 80.0, 1400.0, 900.0],
                 "default_fontsize": 12.0,
                 "default_fontname": "Arial",
                 "gridsize": [15.0, 15.0],
@@ -207,27 +208,27 @@ def maxpat(names: Names) -> str:
 
 
 def _feedback(p: MaxPatch) -> None:
-    """udpreceive -> route by address -> displays (message boxes set by ``set``)."""
-    x = 820
+    """udpreceive -> route by address -> displays (message boxes and numbers set by ``set``)."""
+    x = 1000
     p.box("comment", x, 40, f"feedback (udpreceive {REPLY_PORT})")
     recv = p.obj(x, 66, f"udpreceive {REPLY_PORT}")
-    keys = ("beat", "error", "state/brightness", "state/contrast", "state/anchor", "state/style",
-            "state/tempo", "state/playing", "state/quantum", "state/source", "state/chords")
-    route = p.obj(x, 96, "route " + " ".join(address(k) for k in keys))
+    paths = [a.path for a in FEEDBACK]
+    route = p.obj(x, 96, "route " + " ".join(paths))
     p.connect(recv, 0, route)
-    beat = p.obj(x, 130, "unpack 0 0")
-    p.connect(route, 0, beat)
-    for i in range(2):
-        shown = p.box("number", x + 60 * i, 160)
-        p.connect(beat, i, shown)
-    p.connect(route, 1, p.obj(x + 130, 130, "print vis2mus-error"))
-    for i, key in enumerate(keys[1:], start=1):
-        y = 190 + 28 * i
-        p.box("comment", x, y, key)
+    for i, path in enumerate(paths):
+        y = 130 + 28 * i
+        p.box("comment", x, y, path.removeprefix(PREFIX + "/"))
+        if path == address("beat"):
+            beat = p.obj(x + 110, y, "unpack 0 0")
+            p.connect(route, i, beat)
+            for j in range(2):
+                p.connect(beat, j, p.box("number", x + 200 + 60 * j, y))
+            continue
+        if path == address("error"):
+            p.connect(route, i, p.obj(x + 110, y + 14, "print vis2mus-error"))
         setter = p.obj(x + 110, y, "prepend set")
         p.connect(route, i, setter)
-        shown = p.box("message", x + 200, y, "", width=160)
-        p.connect(setter, 0, shown)
+        p.connect(setter, 0, p.box("message", x + 200, y, "", width=160))
 
 
 def _camera(p: MaxPatch, send: str) -> None:

@@ -9,6 +9,7 @@ the driver does exactly that, so a headless run exercises the same objects the G
 
 from __future__ import annotations
 
+from live.oscspace import FEEDBACK, PREFIX
 from patches.catalog import (
     PRESETS,
     PROGRESSIONS,
@@ -25,6 +26,14 @@ from patches.pdfile import Canvas
 
 LOCAL = "\\$0"  # prefix of the patch-local send names, written escaped as Pd saves it
 OUT = f"{LOCAL}-out"  # the local send that feeds the netsend
+# state feedback that moves a control instead of a display box
+GUI_FEEDBACK = {key: f"v2m.{key}" for key in ("brightness", "contrast", "tempo", "velocity")}
+
+
+def state_fields() -> list[tuple[str, str]]:
+    """``(key, signature)`` of every ``/vis2mus/state/KEY`` feedback address, in oscspace order."""
+    marker = f"{PREFIX}/state/"
+    return [(a.path[len(marker):], a.signatures[0]) for a in FEEDBACK if a.path.startswith(marker)]
 
 
 def _oscformat(path: str, types: str = "") -> str:
@@ -79,7 +88,7 @@ def _chord_joiner() -> Canvas:
 
 def controller(names: Names) -> str:
     """The text of patches/vis2mus.pd for these anchor and content-piece names."""
-    c = Canvas(1000, 860)
+    c = Canvas(1060, 1000)
     c.comment(20, 8, "vis2mus-live controller: OSC to the server (default 127.0.0.1:9000). Pd vanilla 0.51 or later.")
     c.comment(20, 26, "Change the server address in the connect box. Feedback arrives on the same socket or on the listen port.")
 
@@ -184,47 +193,48 @@ def controller(names: Names) -> str:
     c.chain(c.hradio(20, y, PRESETS), _sender(c, 20, y + 26, "preset", "i"))
 
     # feedback
+    fields = state_fields()
+    shown = [key for key, _ in fields if key not in GUI_FEEDBACK]
     fy = 330
     c.comment(620, fy, "feedback from the server")
     for i, key in enumerate(("bar", "beat")):
         c.floatatom(620 + 90 * i, fy + 24, 4, 0, 0, key, f"{LOCAL}-{key}")
-    c.toggle(800, fy + 24, "playing", f"{LOCAL}-playing")
-    for i, key in enumerate(("anchor", "style", "quantum", "source", "chords", "error")):
-        c.symbolatom(680, fy + 54 + 26 * i, 24, key, f"{LOCAL}-{key}")
+    c.symbolatom(680, fy + 54, 24, "error", f"{LOCAL}-error")
+    for i, (key, sig) in enumerate(f for f in fields if f[0] in shown):
+        if key == "playing":
+            c.toggle(800, fy + 24, key, f"{LOCAL}-{key}")
+        elif sig == "s":
+            c.symbolatom(680, fy + 80 + 26 * i, 24, key, f"{LOCAL}-{key}")
+        else:
+            c.floatatom(680, fy + 80 + 26 * i, 4, 0, 0, key, f"{LOCAL}-{key}")
     trim = c.obj(700, 285, "list trim")
     fan = c.obj(700, 310, "t a a")
     c.chain(parse, trim, fan)
     c.connect(fan, 1, c.obj(800, 310, "s v2m.feedback"), 0)
-    top = c.obj(620, 520, "route vis2mus")
-    kind = c.obj(620, 545, "route beat error state")
+    fy = 640
+    top = c.obj(620, fy, "route vis2mus")
+    kind = c.obj(620, fy + 25, "route beat error state")
     c.connect(fan, 0, top, 0)
     c.chain(top, kind)
-    beat = c.obj(620, 570, "unpack f f")
+    beat = c.obj(620, fy + 50, "unpack f f")
     c.chain(kind, beat)
-    c.chain(beat, c.obj(620, 595, f"s {LOCAL}-bar"))
-    c.connect(beat, 1, c.obj(700, 595, f"s {LOCAL}-beat"), 0)
-    err = c.obj(780, 570, "list")
+    c.chain(beat, c.obj(620, fy + 75, f"s {LOCAL}-bar"))
+    c.connect(beat, 1, c.obj(700, fy + 75, f"s {LOCAL}-beat"), 0)
+    err = c.obj(780, fy + 50, "list")
     c.connect(kind, 1, err, 0)
-    err_fan = c.obj(780, 595, "t a a")
+    err_fan = c.obj(780, fy + 75, "t a a")
     c.chain(err, err_fan)
-    c.connect(err_fan, 1, c.obj(860, 620, "print vis2mus-error"), 0)
-    c.chain(err_fan, c.msg(780, 620, "set \\$1"), c.obj(780, 645, f"s {LOCAL}-error"))
-    fields = ("brightness", "contrast", "anchor", "style", "tempo", "playing", "quantum", "source", "chords")
-    route = c.obj(620, 680, "route " + " ".join(fields))
+    c.connect(err_fan, 1, c.obj(860, fy + 100, "print vis2mus-error"), 0)
+    c.chain(err_fan, c.msg(780, fy + 100, "set \\$1"), c.obj(780, fy + 125, f"s {LOCAL}-error"))
+    route = c.obj(620, fy + 155, "route " + " ".join(key for key, _ in fields))
     c.connect(kind, 2, route, 0)
-    targets = {
-        "brightness": "v2m.brightness",
-        "contrast": "v2m.contrast",
-        "tempo": "v2m.tempo",
-        "playing": f"{LOCAL}-playing",
-    }
-    for i, key in enumerate(fields):
-        x = 620 + 40 * i
-        as_list = c.obj(x, 710 + 20 * (i % 2), "list")
+    for i, (key, _) in enumerate(fields):
+        x = 620 + 30 * i
+        row = fy + 180 + 20 * (i % 3)
+        as_list = c.obj(x, row, "list")
         c.connect(route, i, as_list, 0)
-        setter = c.msg(x, 760 + 20 * (i % 2), "set \\$1")
-        target = targets.get(key, f"{LOCAL}-{key}")
-        c.chain(as_list, setter, c.obj(x, 810 + 20 * (i % 2), f"s {target}"))
+        target = GUI_FEEDBACK.get(key, f"{LOCAL}-{key}")
+        c.chain(as_list, c.msg(x, row + 60, "set \\$1"), c.obj(x, row + 120, f"s {target}"))
         if key == "anchor":
             c.connect(as_list, 0, style, 1)
     return c.text()

@@ -12,8 +12,8 @@
   "rect": [
    40.0,
    80.0,
-   1180.0,
-   860.0
+   1400.0,
+   900.0
   ],
   "default_fontsize": 12.0,
   "default_fontname": "Arial",
@@ -970,7 +970,7 @@
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
-      820.0,
+      1000.0,
       40.0,
       194.0,
       22.0
@@ -985,7 +985,7 @@
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
-      820.0,
+      1000.0,
       66.0,
       117.0,
       22.0
@@ -998,24 +998,39 @@
      "id": "obj-65",
      "maxclass": "newobj",
      "numinlets": 2,
-     "numoutlets": 12,
+     "numoutlets": 14,
      "patching_rect": [
-      820.0,
+      1000.0,
       96.0,
-      1678.0,
+      2000.0,
       22.0
      ],
-     "text": "route /vis2mus/beat /vis2mus/error /vis2mus/state/brightness /vis2mus/state/contrast /vis2mus/state/anchor /vis2mus/state/style /vis2mus/state/tempo /vis2mus/state/playing /vis2mus/state/quantum /vis2mus/state/source /vis2mus/state/chords"
+     "text": "route /vis2mus/beat /vis2mus/error /vis2mus/state/brightness /vis2mus/state/contrast /vis2mus/state/anchor /vis2mus/state/style /vis2mus/state/tempo /vis2mus/state/playing /vis2mus/state/quantum /vis2mus/state/source /vis2mus/state/chords /vis2mus/state/velocity /vis2mus/state/preset"
     }
    },
    {
     "box": {
      "id": "obj-66",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "patching_rect": [
+      1000.0,
+      130.0,
+      40.0,
+      22.0
+     ],
+     "text": "beat"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-67",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 2,
      "patching_rect": [
-      820.0,
+      1110.0,
       130.0,
       82.0,
       22.0
@@ -1025,27 +1040,13 @@
    },
    {
     "box": {
-     "id": "obj-67",
-     "maxclass": "number",
-     "numinlets": 1,
-     "numoutlets": 2,
-     "patching_rect": [
-      820.0,
-      160.0,
-      40.0,
-      22.0
-     ]
-    }
-   },
-   {
-    "box": {
      "id": "obj-68",
      "maxclass": "number",
      "numinlets": 1,
      "numoutlets": 2,
      "patching_rect": [
-      880.0,
-      160.0,
+      1200.0,
+      130.0,
       40.0,
       22.0
      ]
@@ -1054,16 +1055,15 @@
    {
     "box": {
      "id": "obj-69",
-     "maxclass": "newobj",
+     "maxclass": "number",
      "numinlets": 1,
-     "numoutlets": 0,
+     "numoutlets": 2,
      "patching_rect": [
-      950.0,
+      1260.0,
       130.0,
-      145.0,
+      40.0,
       22.0
-     ],
-     "text": "print vis2mus-error"
+     ]
     }
    },
    {
@@ -1073,8 +1073,8 @@
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
-      820.0,
-      218.0,
+      1000.0,
+      158.0,
       47.0,
       22.0
      ],
@@ -1086,10 +1086,25 @@
      "id": "obj-71",
      "maxclass": "newobj",
      "numinlets": 1,
+     "numoutlets": 0,
+     "patching_rect": [
+      1110.0,
+      172.0,
+      145.0,
+      22.0
+     ],
+     "text": "print vis2mus-error"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-72",
+     "maxclass": "newobj",
+     "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
-      930.0,
-      218.0,
+      1110.0,
+      158.0,
       89.0,
       22.0
      ],
@@ -1098,13 +1113,13 @@
    },
    {
     "box": {
-     "id": "obj-72",
+     "id": "obj-73",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1020.0,
-      218.0,
+      1200.0,
+      158.0,
       160.0,
       22.0
      ]
@@ -1112,13 +1127,13 @@
    },
    {
     "box": {
-     "id": "obj-73",
+     "id": "obj-74",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
-      820.0,
-      246.0,
+      1000.0,
+      186.0,
       124.0,
       22.0
      ],
@@ -1127,13 +1142,13 @@
    },
    {
     "box": {
-     "id": "obj-74",
+     "id": "obj-75",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
-      930.0,
-      246.0,
+      1110.0,
+      186.0,
       89.0,
       22.0
      ],
@@ -1142,13 +1157,13 @@
    },
    {
     "box": {
-     "id": "obj-75",
+     "id": "obj-76",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1020.0,
-      246.0,
+      1200.0,
+      186.0,
       160.0,
       22.0
      ]
@@ -1156,13 +1171,13 @@
    },
    {
     "box": {
-     "id": "obj-76",
+     "id": "obj-77",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
-      820.0,
-      274.0,
+      1000.0,
+      214.0,
       110.0,
       22.0
      ],
@@ -1171,13 +1186,13 @@
    },
    {
     "box": {
-     "id": "obj-77",
+     "id": "obj-78",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
-      930.0,
-      274.0,
+      1110.0,
+      214.0,
       89.0,
       22.0
      ],
@@ -1186,13 +1201,13 @@
    },
    {
     "box": {
-     "id": "obj-78",
+     "id": "obj-79",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1020.0,
-      274.0,
+      1200.0,
+      214.0,
       160.0,
       22.0
      ]
@@ -1200,13 +1215,13 @@
    },
    {
     "box": {
-     "id": "obj-79",
+     "id": "obj-80",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
-      820.0,
-      302.0,
+      1000.0,
+      242.0,
       96.0,
       22.0
      ],
@@ -1215,13 +1230,13 @@
    },
    {
     "box": {
-     "id": "obj-80",
+     "id": "obj-81",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
-      930.0,
-      302.0,
+      1110.0,
+      242.0,
       89.0,
       22.0
      ],
@@ -1230,13 +1245,13 @@
    },
    {
     "box": {
-     "id": "obj-81",
+     "id": "obj-82",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1020.0,
-      302.0,
+      1200.0,
+      242.0,
       160.0,
       22.0
      ]
@@ -1244,13 +1259,13 @@
    },
    {
     "box": {
-     "id": "obj-82",
+     "id": "obj-83",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
-      820.0,
-      330.0,
+      1000.0,
+      270.0,
       89.0,
       22.0
      ],
@@ -1259,13 +1274,13 @@
    },
    {
     "box": {
-     "id": "obj-83",
+     "id": "obj-84",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
-      930.0,
-      330.0,
+      1110.0,
+      270.0,
       89.0,
       22.0
      ],
@@ -1274,13 +1289,13 @@
    },
    {
     "box": {
-     "id": "obj-84",
+     "id": "obj-85",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1020.0,
-      330.0,
+      1200.0,
+      270.0,
       160.0,
       22.0
      ]
@@ -1288,13 +1303,13 @@
    },
    {
     "box": {
-     "id": "obj-85",
+     "id": "obj-86",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
-      820.0,
-      358.0,
+      1000.0,
+      298.0,
       89.0,
       22.0
      ],
@@ -1303,13 +1318,13 @@
    },
    {
     "box": {
-     "id": "obj-86",
+     "id": "obj-87",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
-      930.0,
-      358.0,
+      1110.0,
+      298.0,
       89.0,
       22.0
      ],
@@ -1318,13 +1333,13 @@
    },
    {
     "box": {
-     "id": "obj-87",
+     "id": "obj-88",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1020.0,
-      358.0,
+      1200.0,
+      298.0,
       160.0,
       22.0
      ]
@@ -1332,13 +1347,13 @@
    },
    {
     "box": {
-     "id": "obj-88",
+     "id": "obj-89",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
-      820.0,
-      386.0,
+      1000.0,
+      326.0,
       103.0,
       22.0
      ],
@@ -1347,13 +1362,13 @@
    },
    {
     "box": {
-     "id": "obj-89",
+     "id": "obj-90",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
-      930.0,
-      386.0,
+      1110.0,
+      326.0,
       89.0,
       22.0
      ],
@@ -1362,13 +1377,13 @@
    },
    {
     "box": {
-     "id": "obj-90",
+     "id": "obj-91",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1020.0,
-      386.0,
+      1200.0,
+      326.0,
       160.0,
       22.0
      ]
@@ -1376,13 +1391,13 @@
    },
    {
     "box": {
-     "id": "obj-91",
+     "id": "obj-92",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
-      820.0,
-      414.0,
+      1000.0,
+      354.0,
       103.0,
       22.0
      ],
@@ -1391,13 +1406,13 @@
    },
    {
     "box": {
-     "id": "obj-92",
+     "id": "obj-93",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
-      930.0,
-      414.0,
+      1110.0,
+      354.0,
       89.0,
       22.0
      ],
@@ -1406,13 +1421,13 @@
    },
    {
     "box": {
-     "id": "obj-93",
+     "id": "obj-94",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1020.0,
-      414.0,
+      1200.0,
+      354.0,
       160.0,
       22.0
      ]
@@ -1420,13 +1435,13 @@
    },
    {
     "box": {
-     "id": "obj-94",
+     "id": "obj-95",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
-      820.0,
-      442.0,
+      1000.0,
+      382.0,
       96.0,
       22.0
      ],
@@ -1435,13 +1450,13 @@
    },
    {
     "box": {
-     "id": "obj-95",
+     "id": "obj-96",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
-      930.0,
-      442.0,
+      1110.0,
+      382.0,
       89.0,
       22.0
      ],
@@ -1450,13 +1465,13 @@
    },
    {
     "box": {
-     "id": "obj-96",
+     "id": "obj-97",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1020.0,
-      442.0,
+      1200.0,
+      382.0,
       160.0,
       22.0
      ]
@@ -1464,13 +1479,13 @@
    },
    {
     "box": {
-     "id": "obj-97",
+     "id": "obj-98",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
-      820.0,
-      470.0,
+      1000.0,
+      410.0,
       96.0,
       22.0
      ],
@@ -1479,13 +1494,13 @@
    },
    {
     "box": {
-     "id": "obj-98",
+     "id": "obj-99",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
-      930.0,
-      470.0,
+      1110.0,
+      410.0,
       89.0,
       22.0
      ],
@@ -1494,13 +1509,13 @@
    },
    {
     "box": {
-     "id": "obj-99",
+     "id": "obj-100",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1020.0,
-      470.0,
+      1200.0,
+      410.0,
       160.0,
       22.0
      ]
@@ -1508,7 +1523,95 @@
    },
    {
     "box": {
-     "id": "obj-100",
+     "id": "obj-101",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "patching_rect": [
+      1000.0,
+      438.0,
+      110.0,
+      22.0
+     ],
+     "text": "state/velocity"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-102",
+     "maxclass": "newobj",
+     "numinlets": 1,
+     "numoutlets": 1,
+     "patching_rect": [
+      1110.0,
+      438.0,
+      89.0,
+      22.0
+     ],
+     "text": "prepend set"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-103",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      1200.0,
+      438.0,
+      160.0,
+      22.0
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-104",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "patching_rect": [
+      1000.0,
+      466.0,
+      96.0,
+      22.0
+     ],
+     "text": "state/preset"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-105",
+     "maxclass": "newobj",
+     "numinlets": 1,
+     "numoutlets": 1,
+     "patching_rect": [
+      1110.0,
+      466.0,
+      89.0,
+      22.0
+     ],
+     "text": "prepend set"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-106",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      1200.0,
+      466.0,
+      160.0,
+      22.0
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-107",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
@@ -1523,7 +1626,7 @@
    },
    {
     "box": {
-     "id": "obj-101",
+     "id": "obj-108",
      "maxclass": "toggle",
      "numinlets": 1,
      "numoutlets": 1,
@@ -1537,7 +1640,7 @@
    },
    {
     "box": {
-     "id": "obj-102",
+     "id": "obj-109",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 2,
@@ -1552,7 +1655,7 @@
    },
    {
     "box": {
-     "id": "obj-103",
+     "id": "obj-110",
      "maxclass": "newobj",
      "numinlets": 2,
      "numoutlets": 2,
@@ -1567,7 +1670,7 @@
    },
    {
     "box": {
-     "id": "obj-104",
+     "id": "obj-111",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
@@ -1582,7 +1685,7 @@
    },
    {
     "box": {
-     "id": "obj-105",
+     "id": "obj-112",
      "maxclass": "newobj",
      "numinlets": 2,
      "numoutlets": 1,
@@ -1597,7 +1700,7 @@
    },
    {
     "box": {
-     "id": "obj-106",
+     "id": "obj-113",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 2,
@@ -1612,7 +1715,7 @@
    },
    {
     "box": {
-     "id": "obj-107",
+     "id": "obj-114",
      "maxclass": "jit.pwindow",
      "numinlets": 1,
      "numoutlets": 2,
@@ -1626,7 +1729,7 @@
    },
    {
     "box": {
-     "id": "obj-108",
+     "id": "obj-115",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 2,
@@ -1641,7 +1744,7 @@
    },
    {
     "box": {
-     "id": "obj-109",
+     "id": "obj-116",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 2,
@@ -1656,7 +1759,7 @@
    },
    {
     "box": {
-     "id": "obj-110",
+     "id": "obj-117",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 3,
@@ -1671,7 +1774,7 @@
    },
    {
     "box": {
-     "id": "obj-111",
+     "id": "obj-118",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 4,
@@ -1686,7 +1789,7 @@
    },
    {
     "box": {
-     "id": "obj-112",
+     "id": "obj-119",
      "maxclass": "newobj",
      "numinlets": 2,
      "numoutlets": 2,
@@ -1701,7 +1804,7 @@
    },
    {
     "box": {
-     "id": "obj-113",
+     "id": "obj-120",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 4,
@@ -1716,7 +1819,7 @@
    },
    {
     "box": {
-     "id": "obj-114",
+     "id": "obj-121",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 3,
@@ -1731,7 +1834,7 @@
    },
    {
     "box": {
-     "id": "obj-115",
+     "id": "obj-122",
      "maxclass": "newobj",
      "numinlets": 2,
      "numoutlets": 1,
@@ -1746,7 +1849,7 @@
    },
    {
     "box": {
-     "id": "obj-116",
+     "id": "obj-123",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 2,
@@ -1761,7 +1864,7 @@
    },
    {
     "box": {
-     "id": "obj-117",
+     "id": "obj-124",
      "maxclass": "button",
      "numinlets": 1,
      "numoutlets": 1,
@@ -1775,7 +1878,7 @@
    },
    {
     "box": {
-     "id": "obj-118",
+     "id": "obj-125",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
@@ -1790,7 +1893,7 @@
    },
    {
     "box": {
-     "id": "obj-119",
+     "id": "obj-126",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 2,
@@ -1805,7 +1908,7 @@
    },
    {
     "box": {
-     "id": "obj-120",
+     "id": "obj-127",
      "maxclass": "newobj",
      "numinlets": 2,
      "numoutlets": 1,
@@ -1820,7 +1923,7 @@
    },
    {
     "box": {
-     "id": "obj-121",
+     "id": "obj-128",
      "maxclass": "newobj",
      "numinlets": 2,
      "numoutlets": 1,
@@ -1835,7 +1938,7 @@
    },
    {
     "box": {
-     "id": "obj-122",
+     "id": "obj-129",
      "maxclass": "newobj",
      "numinlets": 2,
      "numoutlets": 1,
@@ -1850,7 +1953,7 @@
    },
    {
     "box": {
-     "id": "obj-123",
+     "id": "obj-130",
      "maxclass": "newobj",
      "numinlets": 2,
      "numoutlets": 1,
@@ -1865,7 +1968,7 @@
    },
    {
     "box": {
-     "id": "obj-124",
+     "id": "obj-131",
      "maxclass": "newobj",
      "numinlets": 3,
      "numoutlets": 1,
@@ -1880,7 +1983,7 @@
    },
    {
     "box": {
-     "id": "obj-125",
+     "id": "obj-132",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
@@ -1895,7 +1998,7 @@
    },
    {
     "box": {
-     "id": "obj-126",
+     "id": "obj-133",
      "maxclass": "newobj",
      "numinlets": 3,
      "numoutlets": 1,
@@ -1910,7 +2013,7 @@
    },
    {
     "box": {
-     "id": "obj-127",
+     "id": "obj-134",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
@@ -2580,18 +2683,6 @@
       0
      ],
      "destination": [
-      "obj-66",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-66",
-      0
-     ],
-     "destination": [
       "obj-67",
       0
      ]
@@ -2600,8 +2691,8 @@
    {
     "patchline": {
      "source": [
-      "obj-66",
-      1
+      "obj-67",
+      0
      ],
      "destination": [
       "obj-68",
@@ -2612,7 +2703,7 @@
    {
     "patchline": {
      "source": [
-      "obj-65",
+      "obj-67",
       1
      ],
      "destination": [
@@ -2636,11 +2727,23 @@
    {
     "patchline": {
      "source": [
-      "obj-71",
-      0
+      "obj-65",
+      1
      ],
      "destination": [
       "obj-72",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-72",
+      0
+     ],
+     "destination": [
+      "obj-73",
       0
      ]
     }
@@ -2652,7 +2755,7 @@
       2
      ],
      "destination": [
-      "obj-74",
+      "obj-75",
       0
      ]
     }
@@ -2660,11 +2763,11 @@
    {
     "patchline": {
      "source": [
-      "obj-74",
+      "obj-75",
       0
      ],
      "destination": [
-      "obj-75",
+      "obj-76",
       0
      ]
     }
@@ -2676,7 +2779,7 @@
       3
      ],
      "destination": [
-      "obj-77",
+      "obj-78",
       0
      ]
     }
@@ -2684,11 +2787,11 @@
    {
     "patchline": {
      "source": [
-      "obj-77",
+      "obj-78",
       0
      ],
      "destination": [
-      "obj-78",
+      "obj-79",
       0
      ]
     }
@@ -2700,7 +2803,7 @@
       4
      ],
      "destination": [
-      "obj-80",
+      "obj-81",
       0
      ]
     }
@@ -2708,11 +2811,11 @@
    {
     "patchline": {
      "source": [
-      "obj-80",
+      "obj-81",
       0
      ],
      "destination": [
-      "obj-81",
+      "obj-82",
       0
      ]
     }
@@ -2724,7 +2827,7 @@
       5
      ],
      "destination": [
-      "obj-83",
+      "obj-84",
       0
      ]
     }
@@ -2732,11 +2835,11 @@
    {
     "patchline": {
      "source": [
-      "obj-83",
+      "obj-84",
       0
      ],
      "destination": [
-      "obj-84",
+      "obj-85",
       0
      ]
     }
@@ -2748,7 +2851,7 @@
       6
      ],
      "destination": [
-      "obj-86",
+      "obj-87",
       0
      ]
     }
@@ -2756,11 +2859,11 @@
    {
     "patchline": {
      "source": [
-      "obj-86",
+      "obj-87",
       0
      ],
      "destination": [
-      "obj-87",
+      "obj-88",
       0
      ]
     }
@@ -2772,7 +2875,7 @@
       7
      ],
      "destination": [
-      "obj-89",
+      "obj-90",
       0
      ]
     }
@@ -2780,11 +2883,11 @@
    {
     "patchline": {
      "source": [
-      "obj-89",
+      "obj-90",
       0
      ],
      "destination": [
-      "obj-90",
+      "obj-91",
       0
      ]
     }
@@ -2796,7 +2899,7 @@
       8
      ],
      "destination": [
-      "obj-92",
+      "obj-93",
       0
      ]
     }
@@ -2804,11 +2907,11 @@
    {
     "patchline": {
      "source": [
-      "obj-92",
+      "obj-93",
       0
      ],
      "destination": [
-      "obj-93",
+      "obj-94",
       0
      ]
     }
@@ -2820,7 +2923,7 @@
       9
      ],
      "destination": [
-      "obj-95",
+      "obj-96",
       0
      ]
     }
@@ -2828,11 +2931,11 @@
    {
     "patchline": {
      "source": [
-      "obj-95",
+      "obj-96",
       0
      ],
      "destination": [
-      "obj-96",
+      "obj-97",
       0
      ]
     }
@@ -2844,18 +2947,6 @@
       10
      ],
      "destination": [
-      "obj-98",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-98",
-      0
-     ],
-     "destination": [
       "obj-99",
       0
      ]
@@ -2864,8 +2955,20 @@
    {
     "patchline": {
      "source": [
-      "obj-101",
+      "obj-99",
       0
+     ],
+     "destination": [
+      "obj-100",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-65",
+      11
      ],
      "destination": [
       "obj-102",
@@ -2877,10 +2980,58 @@
     "patchline": {
      "source": [
       "obj-102",
+      0
+     ],
+     "destination": [
+      "obj-103",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-65",
+      12
+     ],
+     "destination": [
+      "obj-105",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-105",
+      0
+     ],
+     "destination": [
+      "obj-106",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-108",
+      0
+     ],
+     "destination": [
+      "obj-109",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-109",
       1
      ],
      "destination": [
-      "obj-103",
+      "obj-110",
       0
      ]
     }
@@ -2888,11 +3039,11 @@
    {
     "patchline": {
      "source": [
-      "obj-103",
+      "obj-110",
       0
      ],
      "destination": [
-      "obj-104",
+      "obj-111",
       0
      ]
     }
@@ -2900,7 +3051,7 @@
    {
     "patchline": {
      "source": [
-      "obj-104",
+      "obj-111",
       0
      ],
      "destination": [
@@ -2912,103 +3063,7 @@
    {
     "patchline": {
      "source": [
-      "obj-102",
-      0
-     ],
-     "destination": [
-      "obj-105",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-105",
-      0
-     ],
-     "destination": [
-      "obj-106",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-106",
-      0
-     ],
-     "destination": [
-      "obj-107",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-106",
-      0
-     ],
-     "destination": [
-      "obj-108",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-108",
-      0
-     ],
-     "destination": [
       "obj-109",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-109",
-      0
-     ],
-     "destination": [
-      "obj-110",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-110",
-      2
-     ],
-     "destination": [
-      "obj-111",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-110",
-      1
-     ],
-     "destination": [
-      "obj-112",
-      1
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-110",
       0
      ],
      "destination": [
@@ -3032,8 +3087,8 @@
    {
     "patchline": {
      "source": [
-      "obj-111",
-      1
+      "obj-113",
+      0
      ],
      "destination": [
       "obj-114",
@@ -3044,20 +3099,8 @@
    {
     "patchline": {
      "source": [
-      "obj-114",
-      2
-     ],
-     "destination": [
-      "obj-115",
-      1
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
       "obj-113",
-      1
+      0
      ],
      "destination": [
       "obj-115",
@@ -3074,6 +3117,42 @@
      "destination": [
       "obj-116",
       0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-116",
+      0
+     ],
+     "destination": [
+      "obj-117",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-117",
+      2
+     ],
+     "destination": [
+      "obj-118",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-117",
+      1
+     ],
+     "destination": [
+      "obj-119",
+      1
      ]
     }
    },
@@ -3093,7 +3172,7 @@
     "patchline": {
      "source": [
       "obj-119",
-      1
+      0
      ],
      "destination": [
       "obj-120",
@@ -3104,8 +3183,8 @@
    {
     "patchline": {
      "source": [
-      "obj-119",
-      0
+      "obj-118",
+      1
      ],
      "destination": [
       "obj-121",
@@ -3116,36 +3195,12 @@
    {
     "patchline": {
      "source": [
-      "obj-114",
-      1
-     ],
-     "destination": [
-      "obj-120",
-      1
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-116",
-      1
-     ],
-     "destination": [
       "obj-121",
-      1
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-114",
-      0
+      2
      ],
      "destination": [
       "obj-122",
-      0
+      1
      ]
     }
    },
@@ -3153,18 +3208,18 @@
     "patchline": {
      "source": [
       "obj-120",
-      0
+      1
      ],
      "destination": [
       "obj-122",
-      1
+      0
      ]
     }
    },
    {
     "patchline": {
      "source": [
-      "obj-116",
+      "obj-122",
       0
      ],
      "destination": [
@@ -3176,11 +3231,47 @@
    {
     "patchline": {
      "source": [
-      "obj-121",
+      "obj-124",
       0
      ],
      "destination": [
-      "obj-123",
+      "obj-126",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-126",
+      1
+     ],
+     "destination": [
+      "obj-127",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-126",
+      0
+     ],
+     "destination": [
+      "obj-128",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-121",
+      1
+     ],
+     "destination": [
+      "obj-127",
       1
      ]
     }
@@ -3188,11 +3279,23 @@
    {
     "patchline": {
      "source": [
-      "obj-122",
+      "obj-123",
+      1
+     ],
+     "destination": [
+      "obj-128",
+      1
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-121",
       0
      ],
      "destination": [
-      "obj-124",
+      "obj-129",
       0
      ]
     }
@@ -3200,11 +3303,23 @@
    {
     "patchline": {
      "source": [
-      "obj-124",
+      "obj-127",
       0
      ],
      "destination": [
-      "obj-125",
+      "obj-129",
+      1
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-123",
+      0
+     ],
+     "destination": [
+      "obj-130",
       0
      ]
     }
@@ -3212,7 +3327,43 @@
    {
     "patchline": {
      "source": [
-      "obj-125",
+      "obj-128",
+      0
+     ],
+     "destination": [
+      "obj-130",
+      1
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-129",
+      0
+     ],
+     "destination": [
+      "obj-131",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-131",
+      0
+     ],
+     "destination": [
+      "obj-132",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-132",
       0
      ],
      "destination": [
@@ -3224,11 +3375,11 @@
    {
     "patchline": {
      "source": [
-      "obj-123",
+      "obj-130",
       0
      ],
      "destination": [
-      "obj-126",
+      "obj-133",
       0
      ]
     }
@@ -3236,11 +3387,11 @@
    {
     "patchline": {
      "source": [
-      "obj-126",
+      "obj-133",
       0
      ],
      "destination": [
-      "obj-127",
+      "obj-134",
       0
      ]
     }
@@ -3248,7 +3399,7 @@
    {
     "patchline": {
      "source": [
-      "obj-127",
+      "obj-134",
       0
      ],
      "destination": [
