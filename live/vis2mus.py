@@ -1,0 +1,207 @@
+"""Vis2Mus on anchors: brightness/contrast on the texture feature map, chords, style transfer.
+
+For each requested 2-bar segment of an anchor, the accompaniment's texture feature map
+``(10, 8, 29)`` is edited with :func:`live.transform.adjust` (eq. 1/2). The edited map goes through
+the rest of the texture encoder to give ``z_txt``. ``z_chd`` is the encoding of the anchor's
+chords (or an override, or a content piece's shifted chords), and the pair is decoded greedily.
+Every requested segment goes through one batched engine call.
+
+Feature maps and chord latents are computed once per (weights, anchor) and kept in memory. They
+are also kept on disk when a ``cache_dir`` is given; the key is the weights' and the anchor's
+content hashes.
+
+Style transfer (``content=``): the content melody is moved in register by
+:func:`live.style.register_shift`, against the style anchor's whole original accompaniment, so
+that every segment and every alpha uses the same shift and the tune never jumps while faders
+move. The content chords are shifted with it. With a chord override in style mode, the override
+is played as written and the melody moves by whole octaves only, so tune and chords share a key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from live.anchors import BEATS_PER_SEGMENT, Anchor
+from live.notes import VELOCITY, empty_notes, notes_to_pr_mat, transpose_notes
+from live.style import octave_shift, register_shift, shifted_chords
+from live.transform import adjust, check_alpha
+
+MELODY_CHANNEL = 0
+ACCOMPANIMENT_CHANNEL = 1
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One rendered 2-bar segment: note lists ``(N, 4)`` with onsets 0..31.
+
+    ``index`` is the segment's position in the loop; ``melody`` is empty unless a content piece
+    was given; ``shift`` is the melody's transposition in semitones (0 without content).
+    """
+
+    index: int
+    accompaniment: np.ndarray
+    melody: np.ndarray
+    shift: int = 0
+
+
+class Vis2Mus:
+    """Renders anchors through an engine (``live.engine.Engine`` API). Thread-safe.
+
+    ``keep_original``: with both alphas 0, no chord override and no content, return the
+    anchor's own accompaniment instead of the model's reconstruction (as Vis2Mus does).
+    """
+
+    def __init__(self, engine, cache_dir: str | os.PathLike | None = None, keep_original: bool = True) -> None:
+        self.engine = engine
+        self.keep_original = keep_original
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        manifest = getattr(engine, "manifest", None) or {}
+        self.weights_key = str(manifest.get("weights_sha256", f"engine-{id(engine)}"))[:16]
+        self._lock = threading.Lock()
+        self._maps: dict[str, np.ndarray] = {}
+        self._z_chd: dict[str, np.ndarray] = {}
+        self._override_z_chd: dict[str, np.ndarray] = {}
+
+    # caches
+
+    def _cache_file(self, anchor: Anchor) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        return self.cache_dir / self.weights_key / f"{anchor.digest[:32]}.npz"
+
+    def _load_disk(self, anchor: Anchor) -> tuple[np.ndarray, np.ndarray] | None:
+        path = self._cache_file(anchor)
+        if path is None or not path.is_file():
+            return None
+        try:
+            with np.load(path) as data:
+                maps, z_chd = data["maps"], data["z_chd"]
+        except (OSError, ValueError, KeyError):
+            return None
+        if maps.shape != (anchor.n_segments, 10, 8, 29) or z_chd.shape[0] != anchor.n_segments:
+            return None
+        return maps, z_chd
+
+    def _save_disk(self, anchor: Anchor, maps: np.ndarray, z_chd: np.ndarray) -> None:
+        path = self._cache_file(anchor)
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.stem}.{threading.get_ident()}.tmp.npz")
+            np.savez(tmp, maps=maps, z_chd=z_chd)
+            os.replace(tmp, path)
+        except OSError:
+            pass
+
+    def prepare(self, anchor: Anchor) -> tuple[np.ndarray, np.ndarray]:
+        """Feature maps ``(S, 10, 8, 29)`` and chord latents ``(S, 256)`` of an anchor (cached)."""
+        with self._lock:
+            if anchor.digest in self._maps:
+                return self._maps[anchor.digest], self._z_chd[anchor.digest]
+        cached = self._load_disk(anchor)
+        if cached is None:
+            pr_mats = np.stack([notes_to_pr_mat(anchor.segment("accompaniment", i)) for i in range(anchor.n_segments)])
+            maps = np.asarray(self.engine.texture_map(pr_mats), dtype=np.float32)
+            z_chd = np.asarray(self.engine.encode_chords(self._segment_rows(anchor.chords, anchor.n_segments)),
+                               dtype=np.float32)
+            self._save_disk(anchor, maps, z_chd)
+        else:
+            maps, z_chd = cached
+        maps.setflags(write=False)
+        z_chd.setflags(write=False)
+        with self._lock:
+            self._maps.setdefault(anchor.digest, maps)
+            self._z_chd.setdefault(anchor.digest, z_chd)
+            return self._maps[anchor.digest], self._z_chd[anchor.digest]
+
+    def _chord_latents(self, rows: np.ndarray, n_segments: int) -> np.ndarray:
+        """``z_chd`` ``(n_segments, 256)`` of chord rows looped to ``n_segments * 8`` beats (cached)."""
+        key = hashlib.sha256(np.ascontiguousarray(rows, dtype=np.float32).tobytes()).hexdigest() + f":{n_segments}"
+        with self._lock:
+            hit = self._override_z_chd.get(key)
+        if hit is not None:
+            return hit
+        z_chd = np.asarray(self.engine.encode_chords(self._segment_rows(rows, n_segments)), dtype=np.float32)
+        z_chd.setflags(write=False)
+        with self._lock:
+            if len(self._override_z_chd) >= 256:
+                self._override_z_chd.clear()
+            self._override_z_chd[key] = z_chd
+        return z_chd
+
+    @staticmethod
+    def _segment_rows(rows: np.ndarray, n_segments: int) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.float32)
+        if rows.ndim != 2 or rows.shape[1] != 36 or len(rows) == 0:
+            raise ValueError(f"chord rows must have shape (n_beats, 36), got {rows.shape}")
+        if not np.isfinite(rows).all():
+            raise ValueError("chord rows contain NaN or inf")
+        beats = np.arange(n_segments * BEATS_PER_SEGMENT) % len(rows)
+        return rows[beats].reshape(n_segments, BEATS_PER_SEGMENT, 36)
+
+    # rendering
+
+    @staticmethod
+    def n_segments(anchor: Anchor, content: Anchor | None = None) -> int:
+        """Loop length in segments: the content piece's in style mode, else the anchor's."""
+        return content.n_segments if content is not None else anchor.n_segments
+
+    def melody_shift(self, anchor: Anchor, content: Anchor, chords: np.ndarray | None = None) -> int:
+        """The semitones the content melody moves to sit on top of ``anchor``'s texture."""
+        shift = register_shift(content.melody, anchor.accompaniment)
+        return octave_shift(shift) if chords is not None else shift
+
+    def render(self, anchor: Anchor, alpha_b: float, alpha_c: float, segments: list[int],
+               chords: np.ndarray | None = None, content: Anchor | None = None) -> list[Segment]:
+        """Render loop segments ``segments`` of ``anchor`` under brightness ``alpha_b`` and
+        contrast ``alpha_c`` (each in [-1, 1]).
+
+        ``chords``: override rows ``(n_beats, 36)``, looped over the piece. ``content``: a content
+        piece for style transfer. In that mode segment ``i`` takes the content's segment ``i`` and
+        the anchor's texture segment ``i mod anchor.n_segments``. Returns one :class:`Segment` per
+        requested index, in order.
+        """
+        alpha_b = check_alpha(alpha_b, "brightness alpha")
+        alpha_c = check_alpha(alpha_c, "contrast alpha")
+        total = self.n_segments(anchor, content)
+        indices = [int(i) for i in segments]
+        bad = [i for i in indices if not 0 <= i < total]
+        if bad:
+            raise ValueError(f"segment index {bad[0]} out of range 0..{total - 1}")
+        if not indices:
+            return []
+        if content is not None and len(content.melody) == 0:
+            raise ValueError(f"content piece {content.name!r} has no melody")
+        maps, own_z_chd = self.prepare(anchor)
+        texture = [i % anchor.n_segments for i in indices]
+        shift = self.melody_shift(anchor, content, chords) if content is not None else 0
+        if alpha_b == 0.0 and alpha_c == 0.0 and chords is None and content is None and self.keep_original:
+            return [Segment(i, anchor.segment("accompaniment", t), empty_notes()) for i, t in zip(indices, texture)]
+        if chords is not None:
+            z_chd = self._chord_latents(chords, total)[indices]
+        elif content is not None:
+            z_chd = self._chord_latents(shifted_chords(content.chords, shift), total)[indices]
+        else:
+            z_chd = own_z_chd[texture]
+        z_txt = self.engine.texture_latent(adjust(maps[texture], alpha_b, alpha_c))
+        decoded = self.engine.decode(z_chd, z_txt)
+        out = []
+        for i, t, notes in zip(indices, texture, decoded):
+            notes = np.array(notes, dtype=np.int32)
+            notes[:, VELOCITY] = _segment_velocity(anchor, t)
+            melody = transpose_notes(content.segment("melody", i), shift) if content is not None else empty_notes()
+            out.append(Segment(i, notes, melody, shift))
+        return out
+
+
+def _segment_velocity(anchor: Anchor, index: int) -> int:
+    """The median velocity of the anchor's accompaniment in segment ``index`` (80 when empty)."""
+    notes = anchor.segment("accompaniment", index)
+    return int(np.median(notes[:, VELOCITY])) if len(notes) else 80
