@@ -1,0 +1,336 @@
+"""Camera, video or image -> alpha: the picture source that can steer brightness and contrast.
+
+A ``CameraSource`` runs OpenCV capture on its own thread. Frames are read at the source's pace
+(a video file at its frame rate, looping; a camera as fast as it delivers; an image file is
+re-read when its modification time changes) and analysed at most ``analysis_hz`` times a second:
+``live.alpha.estimate(anchor image, frame)`` against the current anchor's picture, smoothed with
+``live.alpha.Smoother(smoothing)``. The result is written with
+``params.set_alpha(b, c, source="camera")``, which ``live.params`` drops unless the camera steers.
+
+When the source stalls (no frame, the same camera frame over and over, or a file that cannot be
+opened) the last value is held for ``timeout`` seconds, then decays linearly to neutral (0, 0)
+over ``decay`` seconds, while the source is reopened with exponential back-off. Each change of
+``status`` (opening, live, holding, decaying, neutral) is logged once, with the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from typing import Any, Mapping
+
+import numpy as np
+
+# OpenCV and FFmpeg would print a warning at every reopen attempt; this module logs once instead.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+import cv2  # noqa: E402  (after the environment above)
+
+from live.alpha import Smoother, estimate
+from live.params import Params
+
+log = logging.getLogger(__name__)
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
+ANALYSIS_SIDE = 320
+IMAGE_POLL_S = 0.25
+BACKOFF_START_S = 0.25
+BACKOFF_MAX_S = 8.0
+DEFAULT_FPS = 30.0
+WRITE_RESOLUTION = 1e-3
+OUTPUT_PERIOD_S = 0.05
+
+
+def source_kind(spec: int | str) -> str:
+    """``camera`` for an index, ``image`` for a path with an image extension, else ``video``."""
+    if isinstance(spec, bool):
+        raise ValueError(f"not a camera, video or image: {spec!r}")
+    if isinstance(spec, int):
+        return "camera"
+    if isinstance(spec, str) and spec:
+        return "image" if os.path.splitext(spec)[1].lower() in IMAGE_EXTENSIONS else "video"
+    raise ValueError(f"not a camera, video or image: {spec!r}")
+
+
+def downscale(frame: np.ndarray, side: int = ANALYSIS_SIDE) -> np.ndarray:
+    """Area-downscale ``(H, W, 3)`` so its long side is at most ``side`` (smaller frames pass)."""
+    scale = side / max(frame.shape[:2])
+    if scale >= 1.0:
+        return frame
+    size = (max(1, round(frame.shape[1] * scale)), max(1, round(frame.shape[0] * scale)))
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+
+
+class _Capture:
+    """One opened source; ``read()`` returns an RGB frame ``(H, W, 3)`` uint8, ``None`` for "no new
+    frame yet", or raises ``OSError`` when the source is gone."""
+
+    def __init__(self, kind: str, spec: int | str) -> None:
+        self.kind = kind
+        self.spec = spec
+        self._cap: cv2.VideoCapture | None = None
+        self._mtime: float | None = None
+        self._next_poll = 0.0
+        self._period = 1.0 / DEFAULT_FPS
+        self._next_frame = time.monotonic()
+        if kind == "image":
+            return
+        if kind == "video" and "://" not in str(spec) and not os.path.exists(str(spec)):
+            raise OSError("file not found")
+        cap = cv2.VideoCapture(spec)
+        if not cap.isOpened():
+            cap.release()
+            raise OSError("cannot open" + (" (not a video OpenCV can decode)" if kind == "video" else ""))
+        self._cap = cap
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        if kind == "video" and fps and np.isfinite(fps) and 1.0 <= fps <= 240.0:
+            self._period = 1.0 / fps
+
+    def read(self) -> np.ndarray | None:
+        if self.kind == "image":
+            return self._read_image()
+        assert self._cap is not None
+        if self.kind == "video":
+            delay = self._next_frame - time.monotonic()
+            if delay > 0:
+                time.sleep(min(delay, 0.1))
+                return None
+            self._next_frame = max(self._next_frame + self._period, time.monotonic() - self._period)
+        ok, frame = self._cap.read()
+        if not ok or frame is None:
+            if self.kind == "video" and "://" not in str(self.spec):
+                raise EOFError("end of file")
+            raise OSError("no frame")
+        return _rgb(frame)
+
+    def _read_image(self) -> np.ndarray | None:
+        now = time.monotonic()
+        if now < self._next_poll:
+            time.sleep(min(self._next_poll - now, 0.1))
+            return None
+        self._next_poll = now + IMAGE_POLL_S
+        try:
+            mtime = os.stat(str(self.spec)).st_mtime_ns
+        except OSError as error:
+            raise OSError(error.strerror or "cannot read") from None
+        if mtime == self._mtime:
+            return None
+        frame = cv2.imread(str(self.spec), cv2.IMREAD_COLOR)
+        if frame is None:
+            raise OSError("not an image OpenCV can read")
+        self._mtime = mtime
+        return _rgb(frame)
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+def _rgb(frame: np.ndarray) -> np.ndarray:
+    if frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
+    if frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
+class CameraSource:
+    """Picture source -> alpha, on its own thread (see the module docstring).
+
+    ``anchors`` maps anchor names to objects with an ``image`` ``(H, W, 3)`` uint8; ``spec`` is a
+    camera index, an image path or a video file/URL (``kind`` overrides the guess). A second,
+    light output thread smooths towards the latest estimate every ``OUTPUT_PERIOD_S`` and holds
+    and decays the value, so a capture call that blocks (a network stream gone quiet) cannot keep
+    a stale alpha alive.
+    """
+
+    def __init__(
+        self,
+        params: Params,
+        anchors: Mapping[str, Any],
+        spec: int | str,
+        smoothing: float = 0.5,
+        timeout: float = 2.0,
+        decay: float = 2.0,
+        analysis_hz: float = 5.0,
+        kind: str | None = None,
+    ) -> None:
+        if not (timeout > 0 and decay > 0 and analysis_hz > 0):
+            raise ValueError("timeout, decay and analysis_hz must be positive")
+        self.params = params
+        self.anchors = anchors
+        self.spec = spec
+        self.kind = kind or source_kind(spec)
+        self.label = f"camera {spec}" if self.kind == "camera" else f"{self.kind} {spec}"
+        self.timeout = float(timeout)
+        self.decay = float(decay)
+        self.hold_after = min(0.5, self.timeout / 2)
+        self.min_interval = 1.0 / analysis_hz
+        self.status = "opening"
+        self.frames = 0
+        self.analysed = 0
+        self._smoother = Smoother(smoothing)
+        self._lock = threading.Lock()
+        self._value = np.zeros(2)
+        self._held = np.zeros(2)
+        self._target: np.ndarray | None = None
+        self._last_good = time.monotonic()
+        self._reason = ""
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._capture_loop, name="camera", daemon=True),
+                         threading.Thread(target=self._output_loop, name="camera-output", daemon=True)]
+
+    @classmethod
+    def from_settings(cls, params: Params, anchors: Mapping[str, Any], settings: Any) -> "CameraSource":
+        """Build from ``live.config.Settings`` (``camera``/``video``/``image``, ``smoothing``, ``camera_timeout``)."""
+        for kind in ("camera", "video", "image"):
+            spec = getattr(settings, kind)
+            if spec is not None:
+                return cls(params, anchors, spec, smoothing=settings.smoothing,
+                           timeout=settings.camera_timeout, kind=kind)
+        raise ValueError("settings name no camera, video or image")
+
+    @property
+    def value(self) -> tuple[float, float]:
+        """The current (alpha_b, alpha_c) of this source, whoever steers."""
+        with self._lock:
+            return float(self._value[0]), float(self._value[1])
+
+    def start(self) -> "CameraSource":
+        """Start the capture and watchdog threads; returns ``self``."""
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the threads and release the source (idempotent)."""
+        self._stop.set()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout=3.0)
+
+    # Capture thread: open, read, analyse
+
+    def _capture_loop(self) -> None:
+        capture: _Capture | None = None
+        backoff, retry_at = BACKOFF_START_S, 0.0
+        latest: np.ndarray | None = None
+        pending = False
+        last_analysis, last_anchor = -np.inf, None
+        last_hash = b""
+        try:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if capture is None:
+                    if now < retry_at:
+                        self._stop.wait(min(0.05, retry_at - now))
+                        continue
+                    try:
+                        capture = _Capture(self.kind, self.spec)
+                        backoff = BACKOFF_START_S
+                    except OSError as error:
+                        self._reason = str(error)
+                        retry_at, backoff = now + backoff, min(backoff * 2.0, BACKOFF_MAX_S)
+                        continue
+                try:
+                    frame = capture.read()
+                except EOFError:  # a video file loops by reopening, which also notices a deleted file
+                    capture.close()
+                    capture = None
+                    continue
+                except OSError as error:
+                    capture.close()
+                    capture = None
+                    self._reason = str(error)
+                    retry_at, backoff = time.monotonic() + backoff, min(backoff * 2.0, BACKOFF_MAX_S)
+                    continue
+                now = time.monotonic()
+                if frame is not None and self.kind == "camera":
+                    digest = hashlib.blake2b(frame[::8, ::8].tobytes(), digest_size=8).digest()
+                    if digest == last_hash:
+                        frame = None
+                        if now - self._last_good > self.timeout:
+                            capture.close()
+                            capture = None
+                            self._reason = f"frozen: the same frame for {self.timeout:g} s"
+                            retry_at, backoff = now + backoff, min(backoff * 2.0, BACKOFF_MAX_S)
+                            continue
+                    last_hash = digest
+                if frame is not None:
+                    self.frames += 1
+                    latest, pending = downscale(frame), True
+                if frame is not None or self.kind != "camera":
+                    with self._lock:
+                        self._last_good = now
+                state = self.params.snapshot()
+                if state.anchor != last_anchor:
+                    pending = True
+                if (pending and latest is not None and state.source == "camera"
+                        and now - last_analysis >= self.min_interval):
+                    self._analyse(latest, state.anchor, now)
+                    pending, last_analysis, last_anchor = False, now, state.anchor
+        except Exception as error:  # the performance must go on without the camera
+            self._reason = f"capture thread failed: {error}"
+            log.exception("%s: capture thread failed", self.label)
+        finally:
+            if capture is not None:
+                capture.close()
+
+    def _analyse(self, frame: np.ndarray, anchor: str, now: float) -> None:
+        b, c = estimate(self.anchors[anchor].image, frame)
+        self.analysed += 1
+        with self._lock:
+            self._target = np.array([b, c])
+
+    # Output thread: smooth towards the latest estimate, hold, then decay to neutral
+
+    def _output_loop(self) -> None:
+        while not self._stop.wait(OUTPUT_PERIOD_S):
+            now = time.monotonic()
+            with self._lock:
+                silent = now - self._last_good
+                target = self._target
+            if silent <= self.hold_after and target is not None:
+                if self.status != "live":
+                    self._smoother.reset()
+                    self._smoother.update(self._value, now)
+                self._held = np.asarray(self._smoother.update(target, now), dtype=np.float64)
+                self._set_status("live")
+                self._publish(self._held)
+                continue
+            if silent <= self.hold_after:
+                continue
+            reason = f"{self._reason}; " if self._reason else ""
+            if silent <= self.timeout:
+                self._set_status("holding", f"{reason}no new frame, holding alpha for {self.timeout:g} s")
+                self._publish(self._held)
+                continue
+            factor = max(0.0, 1.0 - (silent - self.timeout) / self.decay)
+            if factor > 0.0:
+                self._set_status("decaying", f"{reason}no frame for {self.timeout:g} s, decaying to neutral")
+            else:
+                self._set_status("neutral", f"{reason}alpha at neutral until frames return")
+            self._publish(self._held * factor)
+
+    # Output
+
+    def _publish(self, value: np.ndarray) -> None:
+        """Write ``value`` (rounded to 0.001) to params unless it is already there."""
+        self._value = np.asarray(value, dtype=np.float64)
+        value = np.round(self._value / WRITE_RESOLUTION) * WRITE_RESOLUTION
+        state = self.params.snapshot()
+        b, c = float(value[0]), float(value[1])
+        if state.source == "camera" and (state.alpha_b, state.alpha_c) != (b, c):
+            self.params.set_alpha(b, c, source="camera")
+
+    def _set_status(self, status: str, detail: str = "") -> None:
+        with self._lock:
+            if status == self.status:
+                return
+            self.status = status
+        log.warning("%s: %s%s", self.label, status, f" ({detail})" if detail else "")
