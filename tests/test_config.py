@@ -78,7 +78,7 @@ tempo = 140
     assert (s.bpm, s.osc_port, s.image, s.alpha_source) == (90.0, 9200, "scene.png", "camera")
     assert s.presets == {1: Preset("rain", None, 0.4, -0.2, None), 7: Preset("sunset", "cat", 0.0, 0.0, 140.0)}
     again = parse_settings(["--config", write(tmp_path, settings_toml(s))])
-    assert replace(again, config=None) == replace(s, config=None)
+    assert replace(again, record=None) == replace(s, record=None)  # the default path carries the time
 
 
 def test_command_line_wins_over_the_file(tmp_path):
