@@ -8,6 +8,7 @@ import socket
 import struct
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
@@ -322,3 +323,9 @@ def test_coerce_matches_signatures():
     assert coerce(anchor, ["rain"]) == ["rain"] and coerce(anchor, [2.0]) == [2]
     assert coerce(play, []) == [] and coerce(play, [0.0]) is None and coerce(play, [1]) == []
     assert struct.pack(">f", coerce(brightness, [0.5])[0]) == struct.pack(">f", 0.5)
+
+
+def test_docs_carry_the_current_address_table():
+    doc = (Path(__file__).parents[1] / "docs" / "osc.md").read_text()
+    assert oscspace.markdown_table() in doc, \
+        "docs/osc.md is out of date: paste live.oscspace.markdown_table() into its Addresses section"
