@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -243,6 +244,17 @@ def _graph_specs(model: PolyDis) -> dict[str, tuple[nn.Module, tuple, list[str],
     }
 
 
+def load_weights(weights: str | Path) -> PolyDis:
+    """:func:`model.polydis.load_model`, with any failure of a corrupt file turned into a one-line
+    ``ValueError`` (``torch.load`` raises many exception types on garbage)."""
+    try:
+        return load_model(weights)
+    except (FileNotFoundError, ValueError):
+        raise
+    except Exception as exc:
+        raise ValueError(f"cannot load weights {weights}: {type(exc).__name__}: {graphs.one_line(exc)}") from exc
+
+
 def export_graphs(weights: str | Path, out: str | Path, digest: str | None = None,
                   log=lambda line: None) -> dict:
     """Export every graph of ``weights`` into ``out``; write and return the manifest.
@@ -250,10 +262,9 @@ def export_graphs(weights: str | Path, out: str | Path, digest: str | None = Non
     Raises ``FileNotFoundError`` / ``ValueError`` (one line) for missing or bad weights.
     """
     import onnx
-    import warnings
 
     weights = Path(weights)
-    model = load_model(weights)
+    model = load_weights(weights)
     digest = digest or graphs.file_sha256(weights)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -349,7 +360,7 @@ def check_parity(weights: str | Path, graph_dir: str | Path, rows: np.ndarray, p
     from live.engine import Engine
     from live.notes import grid_to_notes
 
-    model = load_model(weights)
+    model = load_weights(weights)
     engine = Engine(graph_dir, device="cpu")
     same_notes = same_grids = 0
     worst = 0.0
@@ -393,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"checking ONNX against eager torch on {source} ...")
         result = check_parity(weights, folder, rows, pr)
     except (graphs.GraphError, FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"vis2mus-export: error: {str(exc).splitlines()[0] if str(exc) else exc!r}", file=sys.stderr)
+        print(f"vis2mus-export: error: {graphs.one_line(exc)}", file=sys.stderr)
         return 2
     share = 100.0 * result["identical_notes"] / result["segments"]
     ok = share >= 99.5 and result["latent_max_diff"] <= 1e-4

@@ -21,7 +21,6 @@ from live import graphs
 from live.notes import DUR_BITS, DUR_PAD, EOS, PAD, STEPS, grid_to_notes
 
 DECODE_SLOTS = 15
-Z_DIM = 256
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 
@@ -77,8 +76,8 @@ class Engine:
             try:
                 self._sessions[name] = ort.InferenceSession(str(path), opts, providers=providers)
             except Exception as exc:  # onnxruntime raises its own exception types
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise EngineError(f"cannot load graph {path}: {first}") from exc
+                raise EngineError(f"cannot load graph {path}: {graphs.one_line(exc)}") from exc
+        self.z_dim = int(self._sessions["dec_first"].get_inputs()[0].shape[1]) // 2
 
     @classmethod
     def from_weights(cls, path: str | Path | None = None, device: str = "auto", threads: int = 1,
@@ -88,20 +87,21 @@ class Engine:
         ``EngineError`` with one line."""
         return cls(graphs.ensure_graphs(path, log=log), device=device, threads=threads)
 
-    def _run(self, name: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def run_graph(self, name: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """One call of graph ``name`` (see ``live.graphs``) -> its outputs in order."""
         return self._sessions[name].run(None, feeds)
 
     def encode_chords(self, rows) -> np.ndarray:
         """Chord rows ``(B, 8, 36)`` -> ``z_chd`` ``(B, 256)`` (posterior mean)."""
-        return self._run("chord_enc", {"rows": _finite("rows", rows, (8, 36))})[0]
+        return self.run_graph("chord_enc", {"rows": _finite("rows", rows, (8, 36))})[0]
 
     def texture_map(self, pr_mats) -> np.ndarray:
         """``pr_mat`` batch ``(B, 32, 128)`` -> feature maps ``(B, 10, 8, 29)``."""
-        return self._run("texture_cnn", {"pr_mat": _finite("pr_mat", pr_mats, (32, 128))})[0]
+        return self.run_graph("texture_cnn", {"pr_mat": _finite("pr_mat", pr_mats, (32, 128))})[0]
 
     def texture_latent(self, maps) -> np.ndarray:
         """Feature maps ``(B, 10, 8, 29)`` -> ``z_txt`` ``(B, 256)`` (posterior mean)."""
-        return self._run("texture_head", {"feature_map": _finite("feature_map", maps, (10, 8, 29))})[0]
+        return self.run_graph("texture_head", {"feature_map": _finite("feature_map", maps, (10, 8, 29))})[0]
 
     def decode(self, z_chd, z_txt) -> list[np.ndarray]:
         """``z_chd``, ``z_txt`` ``(B, 256)`` -> B note arrays ``(N, 4)`` int32, onsets 0..31."""
@@ -109,8 +109,8 @@ class Engine:
 
     def decode_grid(self, z_chd, z_txt) -> np.ndarray:
         """Greedy PianoTree grid ``(B, 32, 15, 6)`` int64 (no SOS slot; PAD after each EOS)."""
-        z_c = _finite("z_chd", z_chd, (Z_DIM,))
-        z_t = _finite("z_txt", z_txt, (Z_DIM,))
+        z_c = _finite("z_chd", z_chd, (self.z_dim,))
+        z_t = _finite("z_txt", z_txt, (self.z_dim,))
         if len(z_c) != len(z_t):
             raise ValueError(f"z_chd and z_txt batch sizes differ: {len(z_c)} != {len(z_t)}")
         z = np.concatenate([z_c, z_t], axis=1)
@@ -118,7 +118,7 @@ class Engine:
         grid = np.full((batch, STEPS, DECODE_SLOTS, 1 + DUR_BITS), DUR_PAD, dtype=np.int64)
         grid[..., 0] = PAD
         run_step, run_note = self._sessions["dec_step"].run, self._sessions["dec_note"].run
-        z_x, sos, h_time, hx, pitch, bits, emb, h_notes, hh_notes = self._run("dec_first", {"z": z})
+        z_x, sos, h_time, hx, pitch, bits, emb, h_notes, hh_notes = self.run_graph("dec_first", {"z": z})
         for t in range(STEPS):
             if t:
                 h_time, hx, pitch, bits, emb, h_notes, hh_notes = run_step(

@@ -39,6 +39,12 @@ class GraphError(RuntimeError):
     """The graphs of a weights file cannot be found or made; the message is one line."""
 
 
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def default_weights() -> Path:
     """The shipped weights: ``weights/polydis-small.pt`` next to the ``live`` package."""
     return Path(__file__).resolve().parent.parent / "weights" / DEFAULT_WEIGHTS_NAME
@@ -106,6 +112,6 @@ def ensure_graphs(weights: str | Path | None = None, out: str | Path | None = No
     try:
         manifest = onnx_export.export_graphs(weights, folder, digest=digest)
     except (FileNotFoundError, ValueError) as exc:
-        raise GraphError(str(exc).splitlines()[0] if str(exc) else repr(exc)) from exc
+        raise GraphError(one_line(exc)) from exc
     log(f"exported {len(GRAPH_NAMES)} graphs in {manifest['export_seconds']:.1f} s")
     return folder
