@@ -2,7 +2,8 @@
 
 A ``CameraSource`` runs OpenCV capture on its own thread. Frames are read at the source's pace
 (a video file at its frame rate, looping; a camera as fast as it delivers; an image file is
-re-read when its modification time changes) and analysed at most ``analysis_hz`` times a second:
+re-read when its modification time changes); at most ``analysis_hz`` frames a second are
+retrieved (the others are only grabbed, which keeps a camera's queue short) and analysed:
 ``live.alpha.estimate(anchor image, frame)`` against the current anchor's picture, smoothed with
 ``live.alpha.Smoother(smoothing)``. The result is written with
 ``params.set_alpha(b, c, source="camera")``, which ``live.params`` drops unless the camera steers.
@@ -66,8 +67,10 @@ def downscale(frame: np.ndarray, side: int = ANALYSIS_SIDE) -> np.ndarray:
 
 
 class _Capture:
-    """One opened source; ``read()`` returns an RGB frame ``(H, W, 3)`` uint8, ``None`` for "no new
-    frame yet", or raises ``OSError`` when the source is gone."""
+    """One opened source. ``read(retrieve)`` returns an RGB frame ``(H, W, 3)`` uint8, or ``None``
+    when there is no new picture (nothing due yet, an unchanged image file, or a frame that was
+    only grabbed because ``retrieve`` was false); it raises ``EOFError`` at the end of a video file
+    and ``OSError`` when the source is gone. Returning at all means the source is alive."""
 
     def __init__(self, kind: str, spec: int | str) -> None:
         self.kind = kind
@@ -90,7 +93,7 @@ class _Capture:
         if kind == "video" and fps and np.isfinite(fps) and 1.0 <= fps <= 240.0:
             self._period = 1.0 / fps
 
-    def read(self) -> np.ndarray | None:
+    def read(self, retrieve: bool) -> np.ndarray | None:
         if self.kind == "image":
             return self._read_image()
         assert self._cap is not None
@@ -100,11 +103,15 @@ class _Capture:
                 time.sleep(min(delay, 0.1))
                 return None
             self._next_frame = max(self._next_frame + self._period, time.monotonic() - self._period)
-        ok, frame = self._cap.read()
-        if not ok or frame is None:
+        if not self._cap.grab():
             if self.kind == "video" and "://" not in str(self.spec):
                 raise EOFError("end of file")
             raise OSError("no frame")
+        if not retrieve:
+            return None
+        ok, frame = self._cap.retrieve()
+        if not ok or frame is None:
+            raise OSError("frame could not be decoded")
         return _rgb(frame)
 
     def _read_image(self) -> np.ndarray | None:
@@ -157,7 +164,7 @@ class CameraSource:
         smoothing: float = 0.5,
         timeout: float = 2.0,
         decay: float = 2.0,
-        analysis_hz: float = 5.0,
+        analysis_hz: float = 3.0,
         kind: str | None = None,
     ) -> None:
         if not (timeout > 0 and decay > 0 and analysis_hz > 0):
@@ -221,8 +228,17 @@ class CameraSource:
         backoff, retry_at = BACKOFF_START_S, 0.0
         latest: np.ndarray | None = None
         pending = False
-        last_analysis, last_anchor = -np.inf, None
-        last_hash = b""
+        last_retrieve, last_anchor = -np.inf, None
+        last_hash, same_since = b"", time.monotonic()
+
+        def lost(reason: str) -> None:
+            nonlocal capture, retry_at, backoff
+            if capture is not None:
+                capture.close()
+                capture = None
+            self._reason = reason
+            retry_at, backoff = time.monotonic() + backoff, min(backoff * 2.0, BACKOFF_MAX_S)
+
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
@@ -232,48 +248,39 @@ class CameraSource:
                         continue
                     try:
                         capture = _Capture(self.kind, self.spec)
-                        backoff = BACKOFF_START_S
+                        backoff, same_since = BACKOFF_START_S, now
                     except OSError as error:
-                        self._reason = str(error)
-                        retry_at, backoff = now + backoff, min(backoff * 2.0, BACKOFF_MAX_S)
+                        lost(str(error))
                         continue
+                retrieve = now - last_retrieve >= self.min_interval
                 try:
-                    frame = capture.read()
+                    frame = capture.read(retrieve)
                 except EOFError:  # a video file loops by reopening, which also notices a deleted file
                     capture.close()
                     capture = None
                     continue
                 except OSError as error:
-                    capture.close()
-                    capture = None
-                    self._reason = str(error)
-                    retry_at, backoff = time.monotonic() + backoff, min(backoff * 2.0, BACKOFF_MAX_S)
+                    lost(str(error))
                     continue
                 now = time.monotonic()
-                if frame is not None and self.kind == "camera":
-                    digest = hashlib.blake2b(frame[::8, ::8].tobytes(), digest_size=8).digest()
-                    if digest == last_hash:
-                        frame = None
-                        if now - self._last_good > self.timeout:
-                            capture.close()
-                            capture = None
-                            self._reason = f"frozen: the same frame for {self.timeout:g} s"
-                            retry_at, backoff = now + backoff, min(backoff * 2.0, BACKOFF_MAX_S)
-                            continue
-                    last_hash = digest
                 if frame is not None:
                     self.frames += 1
+                    last_retrieve = now
+                    digest = hashlib.blake2b(frame[::8, ::8].tobytes(), digest_size=8).digest()
+                    if digest != last_hash:
+                        last_hash, same_since = digest, now
                     latest, pending = downscale(frame), True
-                if frame is not None or self.kind != "camera":
-                    with self._lock:
-                        self._last_good = now
+                if self.kind == "camera" and now - same_since > self.timeout:
+                    lost(f"frozen: the same frame for {self.timeout:g} s")
+                    continue
+                with self._lock:
+                    self._last_good = now
                 state = self.params.snapshot()
                 if state.anchor != last_anchor:
                     pending = True
-                if (pending and latest is not None and state.source == "camera"
-                        and now - last_analysis >= self.min_interval):
-                    self._analyse(latest, state.anchor, now)
-                    pending, last_analysis, last_anchor = False, now, state.anchor
+                if pending and latest is not None and state.source == "camera":
+                    self._analyse(latest, state.anchor)
+                    pending, last_anchor = False, state.anchor
         except Exception as error:  # the performance must go on without the camera
             self._reason = f"capture thread failed: {error}"
             log.exception("%s: capture thread failed", self.label)
@@ -281,7 +288,7 @@ class CameraSource:
             if capture is not None:
                 capture.close()
 
-    def _analyse(self, frame: np.ndarray, anchor: str, now: float) -> None:
+    def _analyse(self, frame: np.ndarray, anchor: str) -> None:
         b, c = estimate(self.anchors[anchor].image, frame)
         self.analysed += 1
         with self._lock:

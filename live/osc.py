@@ -67,7 +67,8 @@ def coerce(address: oscspace.Address, args: list[object]) -> list[object] | None
         if len(signature) != len(args):
             continue
         try:
-            values = [_coerce_one(tag, arg) for tag, arg in zip(signature, args)]
+            name = address.path.rsplit("/", 1)[-1]
+            values = [_coerce_one(tag, arg, name) for tag, arg in zip(signature, args)]
         except ValueError as error:
             raise OscInputError(f"{address.path}: {error}") from None
         if all(v is not _NO_MATCH for v in values):
@@ -86,9 +87,9 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _coerce_one(tag: str, value: object) -> object:
+def _coerce_one(tag: str, value: object, name: str = "value") -> object:
     if tag == "f" and _is_number(value):
-        return finite("value", value)
+        return finite(name, value)
     if tag == "i" and _is_number(value):
         if isinstance(value, int):
             return value
