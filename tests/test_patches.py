@@ -353,7 +353,7 @@ def test_pd_patch_formats_each_control_as_the_server_expects():
         port = server.getsockname()[1]
         proc = subprocess.Popen(pd_command(
             f"v2m.connect connect 127.0.0.1 {port}", "v2m.listen listen 0",
-            "v2m.brightness 0.25", "v2m.velocity 90", "v2m.chords C G | Am F",
+            "v2m.brightness 0.25", "v2m.velocity 90", "v2m.chords C G | Am F", "v2m.chords Dm G C C",
             "v2m.anchor symbol stride", "v2m.play bang"), stderr=subprocess.PIPE, text=True)
         try:
             got = collect(server, 3.0)
@@ -363,10 +363,11 @@ def test_pd_patch_formats_each_control_as_the_server_expects():
     assert "couldn't create" not in errors and "error" not in errors.lower(), errors
     raw = {OscMessage(d).address: d for d, _ in got}
     messages = {OscMessage(d).address: OscMessage(d).params for d, _ in got}
+    chords = [OscMessage(d).params for d, _ in got if OscMessage(d).address == "/vis2mus/chords"]
+    assert chords == [["C G | Am F"], ["Dm G C C"]]  # one string each, nothing left from the first
     assert messages["/vis2mus/brightness"] == [pytest.approx(0.25)]
     assert b",f\x00" in raw["/vis2mus/brightness"]
     assert messages["/vis2mus/velocity"] == [90] and b",i\x00" in raw["/vis2mus/velocity"]
-    assert messages["/vis2mus/chords"] == ["C G | Am F"]
     assert messages["/vis2mus/anchor"] == ["stride"]
     assert messages["/vis2mus/play"] == []
     assert "/vis2mus/state" in messages  # asked once connected
