@@ -2,7 +2,8 @@
 
 Compares, on the same weights and segments: (a) the ONNX engine, (b) eager torch decoding every
 slot as upstream does (no early exit), (c) eager torch with early exit; at batch 1 and 4, one thread
-each. Prints p50/p99, the ratios, notes per segment and the floor of the engine: the sequential graph
+each. Prints wall-clock p50/p99 (and the CPU time of the calling thread, which shows how much of
+the wall time other processes took), the ratios, notes per segment and the floor of the engine: the sequential graph
 calls it actually made times the measured time of one call of each graph.
 """
 
@@ -29,15 +30,17 @@ def _percentiles(times: list[float]) -> tuple[float, float]:
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
 
 
-def _timed(fn, runs: int, warmup: int = 3) -> list[float]:
+def _timed(fn, runs: int, warmup: int = 3) -> tuple[list[float], list[float]]:
+    """Wall-clock and this thread's CPU seconds of ``runs`` calls of ``fn`` after ``warmup``."""
     for _ in range(warmup):
         fn()
-    times = []
+    wall, cpu = [], []
     for _ in range(runs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.thread_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return times
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.thread_time() - start_cpu)
+    return wall, cpu
 
 
 def slots_per_step(grid: np.ndarray) -> np.ndarray:
@@ -56,7 +59,7 @@ def _graph_call_times(engine: Engine, z: np.ndarray, runs: int) -> dict[str, flo
     step_feed = {"embs": embs, "lengths": np.full(len(z), 3, np.int64), "z_x": z_x, "h_time": h_time}
     note_feed = {"hx": hx, "prev": emb, "h_notes": h_notes, "hh_notes": hh_notes}
     feeds = {"dec_first": {"z": z}, "dec_step": step_feed, "dec_note": note_feed}
-    return {name: float(np.median(_timed(lambda: engine.run_graph(name, feed), runs * 4)))
+    return {name: float(np.median(_timed(lambda: engine.run_graph(name, feed), runs * 4)[0]))
             for name, feed in feeds.items()}
 
 
@@ -87,8 +90,9 @@ def run_bench(weights: Path, runs: int) -> dict:
         rows_out = {}
         for key, fn in (("a_onnx", onnx_regen), ("b_eager_all_slots", lambda: eager(False)),
                         ("c_eager_early_exit", lambda: eager(True))):
-            p50, p99 = _percentiles(_timed(fn, runs))
-            rows_out[key] = {"p50_ms": p50, "p99_ms": p99}
+            wall, cpu = _timed(fn, runs)
+            p50, p99 = _percentiles(wall)
+            rows_out[key] = {"p50_ms": p50, "p99_ms": p99, "cpu_p50_ms": _percentiles(cpu)[0]}
         grid = engine.decode_grid(zc, engine.texture_latent(fmap))
         slots = slots_per_step(grid)
         calls = {"dec_first": 1, "dec_step": len(slots) - 1, "dec_note": int((slots - 1).sum())}
@@ -116,12 +120,13 @@ def print_table(result: dict) -> None:
     print(f"weights {result['weights']}; {result['segments']}; {result['runs']} runs; 1 thread; "
           f"{result['provider']}; load avg before {result['load_before'][0]:.2f}, "
           f"after {result['load_after'][0]:.2f} (machine has {os.cpu_count()} cores)")
-    print(f"{'method':34s} {'batch':>5s} {'p50 ms':>8s} {'p99 ms':>8s}")
+    print(f"{'method':34s} {'batch':>5s} {'p50 ms':>8s} {'p99 ms':>8s} {'CPU p50 ms':>10s}")
     names = {"a_onnx": "(a) ONNX engine", "b_eager_all_slots": "(b) eager, all slots (upstream)",
              "c_eager_early_exit": "(c) eager, early exit"}
     for batch, row in result["batches"].items():
         for key, label in names.items():
-            print(f"{label:34s} {batch:>5} {row[key]['p50_ms']:8.2f} {row[key]['p99_ms']:8.2f}")
+            print(f"{label:34s} {batch:>5} {row[key]['p50_ms']:8.2f} {row[key]['p99_ms']:8.2f} "
+                  f"{row[key]['cpu_p50_ms']:10.2f}")
     for batch, row in result["batches"].items():
         calls = row["graph_calls"]
         us = row["graph_call_us"]

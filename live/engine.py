@@ -123,20 +123,21 @@ class Engine:
             if t:
                 h_time, hx, pitch, bits, emb, h_notes, hh_notes = run_step(
                     None, {"embs": embs, "lengths": lengths, "z_x": z_x, "h_time": h_time})
-            embs_t = [sos, emb]
-            stop = np.full(batch, DECODE_SLOTS, dtype=np.int64)
-            open_ = np.ones(batch, dtype=bool)
-            for k in range(DECODE_SLOTS):
-                grid[open_, t, k, 0] = pitch[open_]
-                grid[open_, t, k, 1:] = bits[open_]
-                ended = open_ & (pitch == EOS)
-                stop[ended] = k
-                open_ &= ~ended
-                if k == DECODE_SLOTS - 1 or not open_.any():
-                    break
+            pitches, bit_rows, embs_t = [pitch], [bits], [sos, emb]
+            done = pitch == EOS
+            while len(pitches) < DECODE_SLOTS and not done.all():
                 pitch, bits, emb, h_notes, hh_notes = run_note(
                     None, {"hx": hx, "prev": emb, "h_notes": h_notes, "hh_notes": hh_notes})
+                pitches.append(pitch)
+                bit_rows.append(bits)
                 embs_t.append(emb)
+                done |= pitch == EOS
+            tokens = np.stack(pitches, axis=1)
+            is_eos = tokens == EOS
+            stop = np.where(is_eos.any(axis=1), is_eos.argmax(axis=1), DECODE_SLOTS)
+            keep = np.arange(len(pitches)) <= stop[:, None]
+            grid[:, t, :len(pitches), 0] = np.where(keep, tokens, PAD)
+            grid[:, t, :len(pitches), 1:] = np.where(keep[..., None], np.stack(bit_rows, axis=1), DUR_PAD)
             embs = np.stack(embs_t, axis=1)
             lengths = stop + 1
         return grid
