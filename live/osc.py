@@ -4,7 +4,9 @@ One receive thread owns the socket. Each round it drains every queued datagram, 
 sender allowlist, per-sender rate limit, OSC syntax, known address, arity and types) and collects
 the accepted messages in a batch where a later value of the same setter replaces the earlier one
 (a 100 Hz fader flood never queues up: the last value wins). Batches are applied at most every
-``BATCH_INTERVAL_S``; the first message after a quiet spell is applied at once.
+``BATCH_INTERVAL_S``; the first message after a quiet spell is applied at once. A sender over
+``MESSAGES_PER_S`` loses its excess packets except the latest, which is taken when its budget
+refills, so even a flood ends on its last value.
 
 Replies go to the sender (or to ``reply``, a fixed ``(host, port)``): ``/vis2mus/error s`` for every
 rejected or clamped message (at most ``ERRORS_PER_S`` a second per peer, the rest counted), the full
@@ -213,6 +215,7 @@ class OscServer:
         self._state_sent: dict[Peer, float] = {}
         self._books: dict[str, _PeerBook] = {}
         self._refused: set[str] = set()
+        self._deferred: dict[str, tuple[bytes, Peer]] = {}
         self._last_apply = -math.inf
         self._thread = threading.Thread(target=self._run, name="osc-in", daemon=True)
         self._running = threading.Event()
@@ -266,18 +269,25 @@ class OscServer:
                 wait = max(0.0, self._last_apply + BATCH_INTERVAL_S - now)
             if self._dirty:
                 wait = min(wait, max(0.0, self._next_state_due() - now))
+            if self._deferred:
+                wait = min(wait, 1.0 / MESSAGES_PER_S)
             try:
                 readable, _, _ = select.select([self._sock], [], [], wait)
             except (OSError, ValueError):
                 break
-            if readable:
-                batch = self._drain(batch or _Batch())
-            now = self._clock()
-            if batch is not None and now >= self._last_apply + BATCH_INTERVAL_S:
-                self._apply(batch)
-                self._last_apply = now
-                batch = None
-            self._flush_state(now)
+            try:
+                if readable:
+                    batch = self._drain(batch or _Batch())
+                if self._deferred:
+                    batch = self._take_deferred(batch or _Batch())
+                now = self._clock()
+                if batch is not None and now >= self._last_apply + BATCH_INTERVAL_S:
+                    pending, batch = batch, None
+                    self._last_apply = now
+                    self._apply(pending)
+                self._flush_state(now)
+            except Exception:  # a bug in a handler must not end OSC input for the rest of the show
+                log.exception("OSC input: unexpected error, message dropped")
 
     def _drain(self, batch: "_Batch") -> "_Batch":
         for _ in range(DRAIN_LIMIT):
@@ -302,8 +312,21 @@ class OscServer:
         reply_to = self._remember(sender)
         if not self._spend(self._book(ip)):
             self.stats.rate_limited += 1
-            self._error(reply_to, f"rate limit of {MESSAGES_PER_S:g} packets/s exceeded, packet dropped")
+            self._deferred[ip] = (data, reply_to)
+            self._error(reply_to, f"rate limit of {MESSAGES_PER_S:g} packets/s exceeded: "
+                                  "packets dropped, the latest one kept for later")
             return
+        self._parse(data, reply_to, batch)
+
+    def _take_deferred(self, batch: "_Batch") -> "_Batch":
+        """Process each rate-limited sender's latest packet once its budget allows."""
+        for ip in list(self._deferred):
+            if self._spend(self._book(ip)):
+                data, reply_to = self._deferred.pop(ip)
+                self._parse(data, reply_to, batch)
+        return batch
+
+    def _parse(self, data: bytes, reply_to: Peer, batch: "_Batch") -> None:
         if len(data) > MAX_PACKET:
             self.stats.oversized += 1
             self._error(reply_to, f"packet of {len(data)} bytes exceeds the {MAX_PACKET}-byte limit")

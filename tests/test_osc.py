@@ -7,6 +7,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -217,17 +218,31 @@ def test_fader_floods_coalesce_and_the_last_value_wins(server, client, params):
     assert len(state_bursts) < n / 4
 
 
-def test_sender_rate_limit_drops_excess_packets(server, client, params):
+def test_sender_rate_limit_drops_excess_but_ends_on_the_last_value(server, client, params):
     host, port = server.address
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as flood:
-        data = encode(f"{P}/play")
-        for _ in range(20000):
-            flood.sendto(data, (host, port))
-    time.sleep(0.3)
+    sender = (
+        "import socket, sys, time\n"
+        "from live.osc import encode\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "n = 3000\n"
+        "for i in range(n):\n"
+        "    s.sendto(encode('/vis2mus/contrast', (i + 1) / n), (sys.argv[1], int(sys.argv[2])))\n"
+        "    time.sleep(0.0002)\n"
+    )
+    subprocess.run([sys.executable, "-c", sender, host, str(port)], check=True, timeout=60,
+                   cwd=Path(__file__).parents[1])
+    assert wait_until(lambda: params.snapshot().alpha_c == 1.0, 2.0), params.snapshot()
     assert server.stats.rate_limited > 0
     client.send_message(f"{P}/tempo", 111.0)
     collect(client)
     assert params.snapshot().tempo == 111.0
+
+
+def wait_until(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return predicate()
 
 
 def test_beats_reach_every_peer(server, client):
