@@ -82,7 +82,7 @@ class MaxPatch:
             "maxclass": maxclass,
             "numinlets": ins,
             "numoutlets": outs,
-            "patching_rect": [float(x), float(y), float(width or max(40, 7 * len(text) + 12)), 22.0],
+            "patching_rect": [float(x), float(y), float(width or _width(text)), 22.0],
         }
         if text:
             box["text"] = text
@@ -116,6 +116,14 @@ class MaxPatch:
         return json.dumps(patcher, indent=1) + "\n"
 
 
+LEFT_WIDTH = 960  # the controls' column; feedback sits to its right
+
+
+def _width(text: str) -> float:
+    """Box width for ``text`` in 12 pt Arial."""
+    return float(max(40, round(6.6 * len(text)) + 16))
+
+
 def _quoted(text: str) -> str:
     return f'"{text}"' if " " in text else text
 
@@ -125,12 +133,18 @@ def maxpat(names: Names) -> str:
     p = MaxPatch()
     p.box("comment", 20, 10, "vis2mus-live controller: OSC to the server on 127.0.0.1:9000. "
           "Feedback needs the server started with --osc-reply 127.0.0.1:9001.", 900)
-    send = p.obj(620, 800, f"udpsend {SERVER_HOST} {SERVER_PORT}")
+    send = p.obj(700, 730, f"udpsend {SERVER_HOST} {SERVER_PORT}")
 
-    def message(x: float, y: float, text: str) -> str:
-        m = p.box("message", x, y, text)
-        p.connect(m, 0, send)
-        return m
+    def messages(y: float, texts: list[str]) -> float:
+        """A row of message boxes into the udpsend, wrapped at the left column's width; next y."""
+        x = 20.0
+        for text in texts:
+            width = _width(text)
+            if x + width > LEFT_WIDTH:
+                x, y = 20.0, y + 28
+            p.connect(p.box("message", x, y, text, width), 0, send)
+            x += width + 10
+        return y + 40
 
     def prepend(x: float, y: float, name: str) -> str:
         pre = p.obj(x, y, f"prepend {address(name)}")
@@ -140,41 +154,30 @@ def maxpat(names: Names) -> str:
     y = 50
     for name in ("brightness", "contrast"):
         low, high = range_of(name)
-        p.box("comment", 20, y, name)
+        p.box("comment", 20, y, name, 80)
         slider = p.box("slider", 100, y, width=200, floatoutput=1, min=low, size=high - low, orientation=1)
         p.connect(slider, 0, prepend(320, y, name))
         y += 40
     low, high = range_of("tempo")
-    p.box("comment", 20, y, "tempo")
+    p.box("comment", 20, y, "tempo", 80)
     tempo = p.box("flonum", 100, y, minimum=low, maximum=high, format=6)
     p.connect(tempo, 0, prepend(170, y, "tempo"))
     low, high = range_of("velocity")
-    p.box("comment", 380, y, "velocity")
+    p.box("comment", 380, y, "velocity", 70)
     velocity = p.box("number", 450, y, minimum=int(low), maximum=int(high))
     p.connect(velocity, 0, prepend(510, y, "velocity"))
-    y += 40
-    for i, name in enumerate(("play", "stop", "panic", "state")):
-        message(20 + 90 * i, y, address(name))
-    y += 50
+    y = messages(y + 40, [address(name) for name in ("play", "stop", "panic", "state")])
 
-    p.box("comment", 20, y, "anchor: index or name")
+    p.box("comment", 20, y, "anchor: index or name", 150)
     index = p.box("number", 170, y, minimum=0)
     p.connect(index, 0, prepend(230, y, "anchor"))
-    y += 30
-    for i, name in enumerate(names.anchors):
-        message(20 + 190 * (i % 5), y + 28 * (i // 5), f"{address('anchor')} {_quoted(name)}")
-    y += 28 * ((len(names.anchors) + 4) // 5) + 20
+    y = messages(y + 30, [f"{address('anchor')} {_quoted(name)}" for name in names.anchors])
 
-    p.box("comment", 20, y, "style: content piece x style anchor")
-    y += 26
-    for i, piece in enumerate(names.pieces):
-        for j, anchor in enumerate(names.anchors):
-            message(20 + 190 * (j % 5), y + 28 * (j // 5), f"{address('style')} {_quoted(piece)} {_quoted(anchor)}")
-        y += 28 * ((len(names.anchors) + 4) // 5) + 6
-    message(20, y, address("style/off"))
-    y += 40
+    p.box("comment", 20, y, "style: content piece x style anchor", 300)
+    y = messages(y + 26, [f"{address('style')} {_quoted(piece)} {_quoted(anchor)}"
+                          for piece in names.pieces for anchor in names.anchors] + [address("style/off")])
 
-    p.box("comment", 20, y, "chords: type a progression and press return, or click one")
+    p.box("comment", 20, y, "chords: type a progression and press return, or click one", 400)
     text = p.box("textedit", 20, y + 26, width=260, lines=1, keymode=1)
     route = p.obj(300, y + 26, "route text")
     p.connect(text, 0, route)
@@ -182,23 +185,16 @@ def maxpat(names: Names) -> str:
     p.connect(route, 0, join)
     p.connect(route, 1, join)
     p.connect(join, 0, prepend(380, y + 54, "chords"))
-    y += 86
-    for i, prog in enumerate(PROGRESSIONS):
-        message(20 + 170 * i, y, f'{address("chords")} "{prog}"')
-    message(20 + 170 * len(PROGRESSIONS), y, address("chords/off"))
-    y += 40
+    y = messages(y + 86, [f'{address("chords")} "{prog}"' for prog in PROGRESSIONS] + [address("chords/off")])
 
-    p.box("comment", 20, y, "quantum / source / preset")
-    y += 26
-    for i, q in enumerate(QUANTA):
-        message(20 + 150 * i, y, f"{address('quantum')} {q}")
-    for i, s in enumerate(SOURCES):
-        message(470 + 150 * i, y, f"{address('source')} {s}")
-    preset = p.box("number", 780, y, minimum=0, maximum=127)
-    p.connect(preset, 0, prepend(840, y, "preset"))
+    p.box("comment", 20, y, "quantum / source", 200)
+    p.box("comment", 480, y, "preset", 60)
+    preset = p.box("number", 540, y, minimum=0, maximum=127)
+    p.connect(preset, 0, prepend(600, y, "preset"))
+    messages(y + 26, [f"{address('quantum')} {q}" for q in QUANTA] + [f"{address('source')} {s}" for s in SOURCES])
 
-    load = p.obj(620, 720, "loadbang")
-    ask = p.box("message", 620, 750, address("state"))
+    load = p.obj(1000, 560, "loadbang")
+    ask = p.box("message", 1000, 590, address("state"))
     p.connect(load, 0, ask)
     p.connect(ask, 0, send)
 
@@ -217,23 +213,23 @@ def _feedback(p: MaxPatch) -> None:
     p.connect(recv, 0, route)
     for i, path in enumerate(paths):
         y = 130 + 28 * i
-        p.box("comment", x, y, path.removeprefix(PREFIX + "/"))
+        p.box("comment", x, y, path.removeprefix(PREFIX + "/"), 130)
         if path == address("beat"):
-            beat = p.obj(x + 110, y, "unpack 0 0")
+            beat = p.obj(x + 140, y, "unpack 0 0")
             p.connect(route, i, beat)
             for j in range(2):
-                p.connect(beat, j, p.box("number", x + 200 + 60 * j, y))
+                p.connect(beat, j, p.box("number", x + 230 + 60 * j, y))
             continue
         if path == address("error"):
-            p.connect(route, i, p.obj(x + 110, y + 14, "print vis2mus-error"))
-        setter = p.obj(x + 110, y, "prepend set")
+            p.connect(route, i, p.obj(x + 400, y, "print vis2mus-error"))
+        setter = p.obj(x + 140, y, "prepend set")
         p.connect(route, i, setter)
-        p.connect(setter, 0, p.box("message", x + 200, y, "", width=160))
+        p.connect(setter, 0, p.box("message", x + 230, y, "", width=160))
 
 
 def _camera(p: MaxPatch, send: str) -> None:
     """jit.grab -> luminance mean/std -> alpha_b, alpha_c against a reference frame -> OSC."""
-    x, y = 20, 620
+    x, y = 20, 790
     p.box("comment", x, y - 26, "camera (Max-side alternative to the server's --camera): "
           "toggle on, point at the anchor picture, set reference, then move", 760)
     on = p.box("toggle", x, y)
@@ -270,8 +266,8 @@ def _camera(p: MaxPatch, send: str) -> None:
     std_fan = p.obj(x, y + 360, "t f f")
     p.connect(std, 0, std_fan)
 
-    reference = p.box("button", x + 420, y + 60)
-    p.box("comment", x + 450, y + 60, "set reference")
+    reference = p.box("button", x + 420, y + 60, width=24)
+    p.box("comment", x + 470, y + 60, "set reference", 110)
     take = p.obj(x + 420, y + 90, "t b b")
     p.connect(reference, 0, take)
     ref_mean = p.obj(x + 420, y + 330, "f")
@@ -281,13 +277,13 @@ def _camera(p: MaxPatch, send: str) -> None:
     p.connect(mean, 1, ref_mean, 1)
     p.connect(std_fan, 1, ref_std, 1)
 
-    bright = p.obj(x + 200, y + 390, "expr 2. * ($f1 - $f2)")
+    bright = p.obj(x + 260, y + 390, "expr 2. * ($f1 - $f2)")
     p.connect(mean, 0, bright, 0)
     p.connect(ref_mean, 0, bright, 1)
     contrast = p.obj(x, y + 390, "expr $f1 / ($f2 + 0.0001) - 1.")
     p.connect(std_fan, 0, contrast, 0)
     p.connect(ref_std, 0, contrast, 1)
-    for expr, name, cx in ((bright, "brightness", x + 200), (contrast, "contrast", x)):
+    for expr, name, cx in ((bright, "brightness", x + 260), (contrast, "contrast", x)):
         clip = p.obj(cx, y + 420, "clip -1. 1.")
         p.connect(expr, 0, clip)
         pre = p.obj(cx, y + 450, f"prepend {address(name)}")

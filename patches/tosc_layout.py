@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 import zlib
 from xml.etree import ElementTree as ET
+from xml.sax.saxutils import escape
 
 from live.oscspace import FEEDBACK
 from patches.catalog import PRESETS, PROGRESSIONS, QUANTA, SOURCES, TEMPO_RANGE, Names, address, range_of
@@ -154,6 +155,7 @@ def _grid(count: int, columns: int, top: float, height: float, gap: float = 10) 
 
 def _play_page(pager: Node, names: Names) -> None:
     page = Node(pager, "GROUP", "play", (0, TAB, WIDTH, HEIGHT - TAB), (0.08, 0.08, 0.1, 1.0), interactive=False)
+    _prop(page.properties, "s", "tabLabel", "play")
     _fader(page, "brightness", (10, 10, WIDTH - 20, 110), "brightness", range_of("brightness"))
     _fader(page, "contrast", (10, 130, WIDTH - 20, 110), "contrast", range_of("contrast"))
     _fader(page, "tempo", (10, 250, WIDTH - 20, 80), "tempo", TEMPO_RANGE, colour=GREEN)
@@ -174,6 +176,7 @@ def _play_page(pager: Node, names: Names) -> None:
 
 def _more_page(pager: Node, names: Names) -> None:
     page = Node(pager, "GROUP", "more", (0, TAB, WIDTH, HEIGHT - TAB), (0.08, 0.08, 0.1, 1.0), interactive=False)
+    _prop(page.properties, "s", "tabLabel", "more")
     _label(page, "styles", (10, 5, 400, 30), "style: content x texture", 18)
     top = 40
     for p, piece in enumerate(names.pieces):
@@ -211,7 +214,24 @@ def layout_xml(names: Names) -> bytes:
     _more_page(pager, names)
     doc = ET.Element("lexml", version="3")
     doc.append(root.element)
-    return ET.tostring(doc, encoding="UTF-8", xml_declaration=True)
+    return ("<?xml version='1.0' encoding='UTF-8'?>\n" + _serialise(doc)).encode("utf-8")
+
+
+def _serialise(element: ET.Element, cdata: bool = False) -> str:
+    """Write ``element`` as TouchOSC does: single-quoted attributes; keys, defaults and string
+    values in CDATA sections."""
+    attributes = "".join(f" {k}='{escape(v)}'" for k, v in element.attrib.items())
+    inner = ""
+    for child in element:
+        wrap = child.tag in ("key", "default", "var") or (child.tag == "value" and (
+            element.tag == "partial" or (element.tag == "property" and element.get("type") == "s")))
+        inner += _serialise(child, wrap)
+    text = element.text or ""
+    text = f"<![CDATA[{text}]]>" if cdata else escape(text)
+    if not text and not inner:
+        return f"<{element.tag}{attributes}/>\n"
+    newline = "\n" if inner else ""
+    return f"<{element.tag}{attributes}>{newline}{text}{inner}</{element.tag}>\n"
 
 
 def tosc(names: Names) -> bytes:

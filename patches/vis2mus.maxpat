@@ -44,9 +44,9 @@
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
-      620.0,
-      800.0,
-      166.0,
+      700.0,
+      730.0,
+      161.0,
       22.0
      ],
      "text": "udpsend 127.0.0.1 9000"
@@ -61,7 +61,7 @@
      "patching_rect": [
       20.0,
       50.0,
-      82.0,
+      80.0,
       22.0
      ],
      "text": "brightness"
@@ -94,7 +94,7 @@
      "patching_rect": [
       320.0,
       50.0,
-      201.0,
+      194.0,
       22.0
      ],
      "text": "prepend /vis2mus/brightness"
@@ -109,7 +109,7 @@
      "patching_rect": [
       20.0,
       90.0,
-      68.0,
+      80.0,
       22.0
      ],
      "text": "contrast"
@@ -142,7 +142,7 @@
      "patching_rect": [
       320.0,
       90.0,
-      187.0,
+      181.0,
       22.0
      ],
      "text": "prepend /vis2mus/contrast"
@@ -157,7 +157,7 @@
      "patching_rect": [
       20.0,
       130.0,
-      47.0,
+      80.0,
       22.0
      ],
      "text": "tempo"
@@ -189,7 +189,7 @@
      "patching_rect": [
       170.0,
       130.0,
-      166.0,
+      161.0,
       22.0
      ],
      "text": "prepend /vis2mus/tempo"
@@ -204,7 +204,7 @@
      "patching_rect": [
       380.0,
       130.0,
-      68.0,
+      70.0,
       22.0
      ],
      "text": "velocity"
@@ -235,7 +235,7 @@
      "patching_rect": [
       510.0,
       130.0,
-      187.0,
+      181.0,
       22.0
      ],
      "text": "prepend /vis2mus/velocity"
@@ -250,7 +250,7 @@
      "patching_rect": [
       20.0,
       170.0,
-      103.0,
+      102.0,
       22.0
      ],
      "text": "/vis2mus/play"
@@ -263,9 +263,9 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      110.0,
+      132.0,
       170.0,
-      103.0,
+      102.0,
       22.0
      ],
      "text": "/vis2mus/stop"
@@ -278,9 +278,9 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      200.0,
+      244.0,
       170.0,
-      110.0,
+      108.0,
       22.0
      ],
      "text": "/vis2mus/panic"
@@ -293,9 +293,9 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      290.0,
+      362.0,
       170.0,
-      110.0,
+      108.0,
       22.0
      ],
      "text": "/vis2mus/state"
@@ -309,8 +309,8 @@
      "numoutlets": 0,
      "patching_rect": [
       20.0,
-      220.0,
-      159.0,
+      210.0,
+      150.0,
       22.0
      ],
      "text": "anchor: index or name"
@@ -324,7 +324,7 @@
      "numoutlets": 2,
      "patching_rect": [
       170.0,
-      220.0,
+      210.0,
       40.0,
       22.0
      ],
@@ -339,8 +339,8 @@
      "numoutlets": 1,
      "patching_rect": [
       230.0,
-      220.0,
-      173.0,
+      210.0,
+      168.0,
       22.0
      ],
      "text": "prepend /vis2mus/anchor"
@@ -354,8 +354,8 @@
      "numoutlets": 1,
      "patching_rect": [
       20.0,
-      250.0,
-      187.0,
+      240.0,
+      181.0,
       22.0
      ],
      "text": "/vis2mus/anchor arpeggios"
@@ -368,9 +368,9 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      210.0,
-      250.0,
-      208.0,
+      211.0,
+      240.0,
+      201.0,
       22.0
      ],
      "text": "/vis2mus/anchor block_chords"
@@ -383,9 +383,9 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      400.0,
-      250.0,
-      215.0,
+      422.0,
+      240.0,
+      207.0,
       22.0
      ],
      "text": "/vis2mus/anchor broken_chords"
@@ -398,9 +398,9 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      590.0,
-      250.0,
-      201.0,
+      639.0,
+      240.0,
+      194.0,
       22.0
      ],
      "text": "/vis2mus/anchor pop_comping"
@@ -413,9 +413,9 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      780.0,
-      250.0,
-      215.0,
+      20.0,
+      268.0,
+      207.0,
       22.0
      ],
      "text": "/vis2mus/anchor sparse_ballad"
@@ -428,9 +428,9 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      20.0,
-      278.0,
-      166.0,
+      237.0,
+      268.0,
+      161.0,
       22.0
      ],
      "text": "/vis2mus/anchor stride"
@@ -444,8 +444,8 @@
      "numoutlets": 0,
      "patching_rect": [
       20.0,
-      326.0,
-      257.0,
+      308.0,
+      300.0,
       22.0
      ],
      "text": "style: content piece x style anchor"
@@ -459,8 +459,8 @@
      "numoutlets": 1,
      "patching_rect": [
       20.0,
-      352.0,
-      250.0,
+      334.0,
+      240.0,
       22.0
      ],
      "text": "/vis2mus/style folk_tune arpeggios"
@@ -473,9 +473,9 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      210.0,
-      352.0,
-      271.0,
+      270.0,
+      334.0,
+      260.0,
       22.0
      ],
      "text": "/vis2mus/style folk_tune block_chords"
@@ -488,9 +488,9 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      400.0,
-      352.0,
-      278.0,
+      540.0,
+      334.0,
+      267.0,
       22.0
      ],
      "text": "/vis2mus/style folk_tune broken_chords"
@@ -503,9 +503,9 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      590.0,
-      352.0,
-      264.0,
+      20.0,
+      362.0,
+      254.0,
       22.0
      ],
      "text": "/vis2mus/style folk_tune pop_comping"
@@ -518,9 +518,9 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      780.0,
-      352.0,
-      278.0,
+      284.0,
+      362.0,
+      267.0,
       22.0
      ],
      "text": "/vis2mus/style folk_tune sparse_ballad"
@@ -533,9 +533,9 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      20.0,
-      380.0,
-      229.0,
+      561.0,
+      362.0,
+      221.0,
       22.0
      ],
      "text": "/vis2mus/style folk_tune stride"
@@ -549,8 +549,8 @@
      "numoutlets": 1,
      "patching_rect": [
       20.0,
-      414.0,
-      236.0,
+      390.0,
+      227.0,
       22.0
      ],
      "text": "/vis2mus/style lullaby arpeggios"
@@ -563,9 +563,9 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      210.0,
-      414.0,
       257.0,
+      390.0,
+      247.0,
       22.0
      ],
      "text": "/vis2mus/style lullaby block_chords"
@@ -578,9 +578,9 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      400.0,
-      414.0,
-      264.0,
+      514.0,
+      390.0,
+      254.0,
       22.0
      ],
      "text": "/vis2mus/style lullaby broken_chords"
@@ -593,9 +593,9 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      590.0,
-      414.0,
-      250.0,
+      20.0,
+      418.0,
+      240.0,
       22.0
      ],
      "text": "/vis2mus/style lullaby pop_comping"
@@ -608,9 +608,9 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      780.0,
-      414.0,
-      264.0,
+      270.0,
+      418.0,
+      254.0,
       22.0
      ],
      "text": "/vis2mus/style lullaby sparse_ballad"
@@ -623,9 +623,9 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      20.0,
-      442.0,
-      215.0,
+      534.0,
+      418.0,
+      207.0,
       22.0
      ],
      "text": "/vis2mus/style lullaby stride"
@@ -638,9 +638,9 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      20.0,
-      476.0,
-      138.0,
+      751.0,
+      418.0,
+      135.0,
       22.0
      ],
      "text": "/vis2mus/style/off"
@@ -654,8 +654,8 @@
      "numoutlets": 0,
      "patching_rect": [
       20.0,
-      516.0,
-      411.0,
+      458.0,
+      400.0,
       22.0
      ],
      "text": "chords: type a progression and press return, or click one"
@@ -669,7 +669,7 @@
      "numoutlets": 4,
      "patching_rect": [
       20.0,
-      542.0,
+      484.0,
       260.0,
       22.0
      ],
@@ -685,7 +685,7 @@
      "numoutlets": 2,
      "patching_rect": [
       300.0,
-      542.0,
+      484.0,
       82.0,
       22.0
      ],
@@ -700,8 +700,8 @@
      "numoutlets": 1,
      "patching_rect": [
       300.0,
-      570.0,
-      68.0,
+      512.0,
+      69.0,
       22.0
      ],
      "text": "tosymbol"
@@ -715,8 +715,8 @@
      "numoutlets": 1,
      "patching_rect": [
       380.0,
-      570.0,
-      173.0,
+      512.0,
+      168.0,
       22.0
      ],
      "text": "prepend /vis2mus/chords"
@@ -730,8 +730,8 @@
      "numoutlets": 1,
      "patching_rect": [
       20.0,
-      602.0,
-      194.0,
+      544.0,
+      188.0,
       22.0
      ],
      "text": "/vis2mus/chords \"C Am F G\""
@@ -744,9 +744,9 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      190.0,
-      602.0,
-      194.0,
+      218.0,
+      544.0,
+      188.0,
       22.0
      ],
      "text": "/vis2mus/chords \"Am F C G\""
@@ -759,9 +759,9 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      360.0,
-      602.0,
-      201.0,
+      416.0,
+      544.0,
+      194.0,
       22.0
      ],
      "text": "/vis2mus/chords \"F G Em Am\""
@@ -774,9 +774,9 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      530.0,
-      602.0,
-      208.0,
+      620.0,
+      544.0,
+      201.0,
       22.0
      ],
      "text": "/vis2mus/chords \"C G | Am F\""
@@ -789,9 +789,9 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      700.0,
-      602.0,
-      194.0,
+      20.0,
+      572.0,
+      188.0,
       22.0
      ],
      "text": "/vis2mus/chords \"Dm G C C\""
@@ -804,9 +804,9 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      870.0,
-      602.0,
-      145.0,
+      218.0,
+      572.0,
+      141.0,
       22.0
      ],
      "text": "/vis2mus/chords/off"
@@ -820,97 +820,37 @@
      "numoutlets": 0,
      "patching_rect": [
       20.0,
-      642.0,
-      187.0,
+      612.0,
+      200.0,
       22.0
      ],
-     "text": "quantum / source / preset"
+     "text": "quantum / source"
     }
    },
    {
     "box": {
      "id": "obj-54",
-     "maxclass": "message",
-     "numinlets": 2,
-     "numoutlets": 1,
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
      "patching_rect": [
-      20.0,
-      668.0,
-      159.0,
+      480.0,
+      612.0,
+      60.0,
       22.0
      ],
-     "text": "/vis2mus/quantum beat"
+     "text": "preset"
     }
    },
    {
     "box": {
      "id": "obj-55",
-     "maxclass": "message",
-     "numinlets": 2,
-     "numoutlets": 1,
-     "patching_rect": [
-      170.0,
-      668.0,
-      152.0,
-      22.0
-     ],
-     "text": "/vis2mus/quantum bar"
-    }
-   },
-   {
-    "box": {
-     "id": "obj-56",
-     "maxclass": "message",
-     "numinlets": 2,
-     "numoutlets": 1,
-     "patching_rect": [
-      320.0,
-      668.0,
-      180.0,
-      22.0
-     ],
-     "text": "/vis2mus/quantum segment"
-    }
-   },
-   {
-    "box": {
-     "id": "obj-57",
-     "maxclass": "message",
-     "numinlets": 2,
-     "numoutlets": 1,
-     "patching_rect": [
-      470.0,
-      668.0,
-      145.0,
-      22.0
-     ],
-     "text": "/vis2mus/source osc"
-    }
-   },
-   {
-    "box": {
-     "id": "obj-58",
-     "maxclass": "message",
-     "numinlets": 2,
-     "numoutlets": 1,
-     "patching_rect": [
-      620.0,
-      668.0,
-      166.0,
-      22.0
-     ],
-     "text": "/vis2mus/source camera"
-    }
-   },
-   {
-    "box": {
-     "id": "obj-59",
      "maxclass": "number",
      "numinlets": 1,
      "numoutlets": 2,
      "patching_rect": [
-      780.0,
-      668.0,
+      540.0,
+      612.0,
       40.0,
       22.0
      ],
@@ -920,14 +860,14 @@
    },
    {
     "box": {
-     "id": "obj-60",
+     "id": "obj-56",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
-      840.0,
-      668.0,
-      173.0,
+      600.0,
+      612.0,
+      168.0,
       22.0
      ],
      "text": "prepend /vis2mus/preset"
@@ -935,14 +875,89 @@
    },
    {
     "box": {
+     "id": "obj-57",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      20.0,
+      638.0,
+      155.0,
+      22.0
+     ],
+     "text": "/vis2mus/quantum beat"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-58",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      185.0,
+      638.0,
+      148.0,
+      22.0
+     ],
+     "text": "/vis2mus/quantum bar"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-59",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      343.0,
+      638.0,
+      174.0,
+      22.0
+     ],
+     "text": "/vis2mus/quantum segment"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-60",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      527.0,
+      638.0,
+      141.0,
+      22.0
+     ],
+     "text": "/vis2mus/source osc"
+    }
+   },
+   {
+    "box": {
      "id": "obj-61",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      678.0,
+      638.0,
+      161.0,
+      22.0
+     ],
+     "text": "/vis2mus/source camera"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-62",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
-      620.0,
-      720.0,
-      68.0,
+      1000.0,
+      560.0,
+      69.0,
       22.0
      ],
      "text": "loadbang"
@@ -950,14 +965,14 @@
    },
    {
     "box": {
-     "id": "obj-62",
+     "id": "obj-63",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      620.0,
-      750.0,
-      110.0,
+      1000.0,
+      590.0,
+      108.0,
       22.0
      ],
      "text": "/vis2mus/state"
@@ -965,14 +980,14 @@
    },
    {
     "box": {
-     "id": "obj-63",
+     "id": "obj-64",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
       1000.0,
       40.0,
-      194.0,
+      188.0,
       22.0
      ],
      "text": "feedback (udpreceive 9001)"
@@ -980,14 +995,14 @@
    },
    {
     "box": {
-     "id": "obj-64",
+     "id": "obj-65",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
       1000.0,
       66.0,
-      117.0,
+      115.0,
       22.0
      ],
      "text": "udpreceive 9001"
@@ -995,14 +1010,14 @@
    },
    {
     "box": {
-     "id": "obj-65",
+     "id": "obj-66",
      "maxclass": "newobj",
      "numinlets": 2,
      "numoutlets": 14,
      "patching_rect": [
       1000.0,
       96.0,
-      2000.0,
+      1890.0,
       22.0
      ],
      "text": "route /vis2mus/beat /vis2mus/error /vis2mus/state/brightness /vis2mus/state/contrast /vis2mus/state/anchor /vis2mus/state/style /vis2mus/state/tempo /vis2mus/state/playing /vis2mus/state/quantum /vis2mus/state/source /vis2mus/state/chords /vis2mus/state/velocity /vis2mus/state/preset"
@@ -1010,14 +1025,14 @@
    },
    {
     "box": {
-     "id": "obj-66",
+     "id": "obj-67",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
       1000.0,
       130.0,
-      40.0,
+      130.0,
       22.0
      ],
      "text": "beat"
@@ -1025,12 +1040,12 @@
    },
    {
     "box": {
-     "id": "obj-67",
+     "id": "obj-68",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 2,
      "patching_rect": [
-      1110.0,
+      1140.0,
       130.0,
       82.0,
       22.0
@@ -1040,26 +1055,12 @@
    },
    {
     "box": {
-     "id": "obj-68",
-     "maxclass": "number",
-     "numinlets": 1,
-     "numoutlets": 2,
-     "patching_rect": [
-      1200.0,
-      130.0,
-      40.0,
-      22.0
-     ]
-    }
-   },
-   {
-    "box": {
      "id": "obj-69",
      "maxclass": "number",
      "numinlets": 1,
      "numoutlets": 2,
      "patching_rect": [
-      1260.0,
+      1230.0,
       130.0,
       40.0,
       22.0
@@ -1069,13 +1070,27 @@
    {
     "box": {
      "id": "obj-70",
+     "maxclass": "number",
+     "numinlets": 1,
+     "numoutlets": 2,
+     "patching_rect": [
+      1290.0,
+      130.0,
+      40.0,
+      22.0
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-71",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
       1000.0,
       158.0,
-      47.0,
+      130.0,
       22.0
      ],
      "text": "error"
@@ -1083,14 +1098,14 @@
    },
    {
     "box": {
-     "id": "obj-71",
+     "id": "obj-72",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
-      1110.0,
-      172.0,
-      145.0,
+      1400.0,
+      158.0,
+      141.0,
       22.0
      ],
      "text": "print vis2mus-error"
@@ -1098,12 +1113,12 @@
    },
    {
     "box": {
-     "id": "obj-72",
+     "id": "obj-73",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
-      1110.0,
+      1140.0,
       158.0,
       89.0,
       22.0
@@ -1113,12 +1128,12 @@
    },
    {
     "box": {
-     "id": "obj-73",
+     "id": "obj-74",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1200.0,
+      1230.0,
       158.0,
       160.0,
       22.0
@@ -1127,14 +1142,14 @@
    },
    {
     "box": {
-     "id": "obj-74",
+     "id": "obj-75",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
       1000.0,
       186.0,
-      124.0,
+      130.0,
       22.0
      ],
      "text": "state/brightness"
@@ -1142,12 +1157,12 @@
    },
    {
     "box": {
-     "id": "obj-75",
+     "id": "obj-76",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
-      1110.0,
+      1140.0,
       186.0,
       89.0,
       22.0
@@ -1157,12 +1172,12 @@
    },
    {
     "box": {
-     "id": "obj-76",
+     "id": "obj-77",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1200.0,
+      1230.0,
       186.0,
       160.0,
       22.0
@@ -1171,14 +1186,14 @@
    },
    {
     "box": {
-     "id": "obj-77",
+     "id": "obj-78",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
       1000.0,
       214.0,
-      110.0,
+      130.0,
       22.0
      ],
      "text": "state/contrast"
@@ -1186,12 +1201,12 @@
    },
    {
     "box": {
-     "id": "obj-78",
+     "id": "obj-79",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
-      1110.0,
+      1140.0,
       214.0,
       89.0,
       22.0
@@ -1201,12 +1216,12 @@
    },
    {
     "box": {
-     "id": "obj-79",
+     "id": "obj-80",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1200.0,
+      1230.0,
       214.0,
       160.0,
       22.0
@@ -1215,14 +1230,14 @@
    },
    {
     "box": {
-     "id": "obj-80",
+     "id": "obj-81",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
       1000.0,
       242.0,
-      96.0,
+      130.0,
       22.0
      ],
      "text": "state/anchor"
@@ -1230,12 +1245,12 @@
    },
    {
     "box": {
-     "id": "obj-81",
+     "id": "obj-82",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
-      1110.0,
+      1140.0,
       242.0,
       89.0,
       22.0
@@ -1245,12 +1260,12 @@
    },
    {
     "box": {
-     "id": "obj-82",
+     "id": "obj-83",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1200.0,
+      1230.0,
       242.0,
       160.0,
       22.0
@@ -1259,14 +1274,14 @@
    },
    {
     "box": {
-     "id": "obj-83",
+     "id": "obj-84",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
       1000.0,
       270.0,
-      89.0,
+      130.0,
       22.0
      ],
      "text": "state/style"
@@ -1274,12 +1289,12 @@
    },
    {
     "box": {
-     "id": "obj-84",
+     "id": "obj-85",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
-      1110.0,
+      1140.0,
       270.0,
       89.0,
       22.0
@@ -1289,12 +1304,12 @@
    },
    {
     "box": {
-     "id": "obj-85",
+     "id": "obj-86",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1200.0,
+      1230.0,
       270.0,
       160.0,
       22.0
@@ -1303,14 +1318,14 @@
    },
    {
     "box": {
-     "id": "obj-86",
+     "id": "obj-87",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
       1000.0,
       298.0,
-      89.0,
+      130.0,
       22.0
      ],
      "text": "state/tempo"
@@ -1318,12 +1333,12 @@
    },
    {
     "box": {
-     "id": "obj-87",
+     "id": "obj-88",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
-      1110.0,
+      1140.0,
       298.0,
       89.0,
       22.0
@@ -1333,12 +1348,12 @@
    },
    {
     "box": {
-     "id": "obj-88",
+     "id": "obj-89",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1200.0,
+      1230.0,
       298.0,
       160.0,
       22.0
@@ -1347,14 +1362,14 @@
    },
    {
     "box": {
-     "id": "obj-89",
+     "id": "obj-90",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
       1000.0,
       326.0,
-      103.0,
+      130.0,
       22.0
      ],
      "text": "state/playing"
@@ -1362,12 +1377,12 @@
    },
    {
     "box": {
-     "id": "obj-90",
+     "id": "obj-91",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
-      1110.0,
+      1140.0,
       326.0,
       89.0,
       22.0
@@ -1377,12 +1392,12 @@
    },
    {
     "box": {
-     "id": "obj-91",
+     "id": "obj-92",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1200.0,
+      1230.0,
       326.0,
       160.0,
       22.0
@@ -1391,14 +1406,14 @@
    },
    {
     "box": {
-     "id": "obj-92",
+     "id": "obj-93",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
       1000.0,
       354.0,
-      103.0,
+      130.0,
       22.0
      ],
      "text": "state/quantum"
@@ -1406,12 +1421,12 @@
    },
    {
     "box": {
-     "id": "obj-93",
+     "id": "obj-94",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
-      1110.0,
+      1140.0,
       354.0,
       89.0,
       22.0
@@ -1421,12 +1436,12 @@
    },
    {
     "box": {
-     "id": "obj-94",
+     "id": "obj-95",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1200.0,
+      1230.0,
       354.0,
       160.0,
       22.0
@@ -1435,14 +1450,14 @@
    },
    {
     "box": {
-     "id": "obj-95",
+     "id": "obj-96",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
       1000.0,
       382.0,
-      96.0,
+      130.0,
       22.0
      ],
      "text": "state/source"
@@ -1450,12 +1465,12 @@
    },
    {
     "box": {
-     "id": "obj-96",
+     "id": "obj-97",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
-      1110.0,
+      1140.0,
       382.0,
       89.0,
       22.0
@@ -1465,12 +1480,12 @@
    },
    {
     "box": {
-     "id": "obj-97",
+     "id": "obj-98",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1200.0,
+      1230.0,
       382.0,
       160.0,
       22.0
@@ -1479,14 +1494,14 @@
    },
    {
     "box": {
-     "id": "obj-98",
+     "id": "obj-99",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
       1000.0,
       410.0,
-      96.0,
+      130.0,
       22.0
      ],
      "text": "state/chords"
@@ -1494,12 +1509,12 @@
    },
    {
     "box": {
-     "id": "obj-99",
+     "id": "obj-100",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
-      1110.0,
+      1140.0,
       410.0,
       89.0,
       22.0
@@ -1509,12 +1524,12 @@
    },
    {
     "box": {
-     "id": "obj-100",
+     "id": "obj-101",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1200.0,
+      1230.0,
       410.0,
       160.0,
       22.0
@@ -1523,14 +1538,14 @@
    },
    {
     "box": {
-     "id": "obj-101",
+     "id": "obj-102",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
       1000.0,
       438.0,
-      110.0,
+      130.0,
       22.0
      ],
      "text": "state/velocity"
@@ -1538,12 +1553,12 @@
    },
    {
     "box": {
-     "id": "obj-102",
+     "id": "obj-103",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
-      1110.0,
+      1140.0,
       438.0,
       89.0,
       22.0
@@ -1553,12 +1568,12 @@
    },
    {
     "box": {
-     "id": "obj-103",
+     "id": "obj-104",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1200.0,
+      1230.0,
       438.0,
       160.0,
       22.0
@@ -1567,14 +1582,14 @@
    },
    {
     "box": {
-     "id": "obj-104",
+     "id": "obj-105",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
       1000.0,
       466.0,
-      96.0,
+      130.0,
       22.0
      ],
      "text": "state/preset"
@@ -1582,12 +1597,12 @@
    },
    {
     "box": {
-     "id": "obj-105",
+     "id": "obj-106",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
-      1110.0,
+      1140.0,
       466.0,
       89.0,
       22.0
@@ -1597,12 +1612,12 @@
    },
    {
     "box": {
-     "id": "obj-106",
+     "id": "obj-107",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1200.0,
+      1230.0,
       466.0,
       160.0,
       22.0
@@ -1611,13 +1626,13 @@
    },
    {
     "box": {
-     "id": "obj-107",
+     "id": "obj-108",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
       20.0,
-      594.0,
+      764.0,
       760.0,
       22.0
      ],
@@ -1626,13 +1641,13 @@
    },
    {
     "box": {
-     "id": "obj-108",
+     "id": "obj-109",
      "maxclass": "toggle",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
       20.0,
-      620.0,
+      790.0,
       40.0,
       22.0
      ]
@@ -1640,14 +1655,14 @@
    },
    {
     "box": {
-     "id": "obj-109",
+     "id": "obj-110",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 2,
      "patching_rect": [
       20.0,
-      650.0,
-      47.0,
+      820.0,
+      49.0,
       22.0
      ],
      "text": "t i i"
@@ -1655,14 +1670,14 @@
    },
    {
     "box": {
-     "id": "obj-110",
+     "id": "obj-111",
      "maxclass": "newobj",
      "numinlets": 2,
      "numoutlets": 2,
      "patching_rect": [
       80.0,
-      680.0,
-      47.0,
+      850.0,
+      49.0,
       22.0
      ],
      "text": "sel 1"
@@ -1670,14 +1685,14 @@
    },
    {
     "box": {
-     "id": "obj-111",
+     "id": "obj-112",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
       80.0,
-      710.0,
-      145.0,
+      880.0,
+      141.0,
       22.0
      ],
      "text": "/vis2mus/source osc"
@@ -1685,13 +1700,13 @@
    },
    {
     "box": {
-     "id": "obj-112",
+     "id": "obj-113",
      "maxclass": "newobj",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
       20.0,
-      740.0,
+      910.0,
       75.0,
       22.0
      ],
@@ -1700,14 +1715,14 @@
    },
    {
     "box": {
-     "id": "obj-113",
+     "id": "obj-114",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 2,
      "patching_rect": [
       20.0,
-      770.0,
-      124.0,
+      940.0,
+      122.0,
       22.0
      ],
      "text": "jit.grab 320 240"
@@ -1715,31 +1730,16 @@
    },
    {
     "box": {
-     "id": "obj-114",
+     "id": "obj-115",
      "maxclass": "jit.pwindow",
      "numinlets": 1,
      "numoutlets": 2,
      "patching_rect": [
       440.0,
-      770.0,
+      940.0,
       160.0,
       22.0
      ]
-    }
-   },
-   {
-    "box": {
-     "id": "obj-115",
-     "maxclass": "newobj",
-     "numinlets": 1,
-     "numoutlets": 2,
-     "patching_rect": [
-      20.0,
-      800.0,
-      96.0,
-      22.0
-     ],
-     "text": "jit.rgb2luma"
     }
    },
    {
@@ -1750,11 +1750,11 @@
      "numoutlets": 2,
      "patching_rect": [
       20.0,
-      830.0,
-      208.0,
+      970.0,
+      95.0,
       22.0
      ],
-     "text": "jit.matrix 1 float32 320 240"
+     "text": "jit.rgb2luma"
     }
    },
    {
@@ -1762,14 +1762,14 @@
      "id": "obj-117",
      "maxclass": "newobj",
      "numinlets": 1,
-     "numoutlets": 3,
+     "numoutlets": 2,
      "patching_rect": [
       20.0,
-      860.0,
-      61.0,
+      1000.0,
+      201.0,
       22.0
      ],
-     "text": "t l l l"
+     "text": "jit.matrix 1 float32 320 240"
     }
    },
    {
@@ -1777,11 +1777,26 @@
      "id": "obj-118",
      "maxclass": "newobj",
      "numinlets": 1,
+     "numoutlets": 3,
+     "patching_rect": [
+      20.0,
+      1030.0,
+      62.0,
+      22.0
+     ],
+     "text": "t l l l"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-119",
+     "maxclass": "newobj",
+     "numinlets": 1,
      "numoutlets": 4,
      "patching_rect": [
       220.0,
-      890.0,
-      54.0,
+      1060.0,
+      56.0,
       22.0
      ],
      "text": "jit.3m"
@@ -1789,14 +1804,14 @@
    },
    {
     "box": {
-     "id": "obj-119",
+     "id": "obj-120",
      "maxclass": "newobj",
      "numinlets": 2,
      "numoutlets": 2,
      "patching_rect": [
       20.0,
-      890.0,
-      96.0,
+      1060.0,
+      95.0,
       22.0
      ],
      "text": "jit.op @op *"
@@ -1804,14 +1819,14 @@
    },
    {
     "box": {
-     "id": "obj-120",
+     "id": "obj-121",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 4,
      "patching_rect": [
       20.0,
-      920.0,
-      54.0,
+      1090.0,
+      56.0,
       22.0
      ],
      "text": "jit.3m"
@@ -1819,14 +1834,14 @@
    },
    {
     "box": {
-     "id": "obj-121",
+     "id": "obj-122",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 3,
      "patching_rect": [
       220.0,
-      920.0,
-      61.0,
+      1090.0,
+      62.0,
       22.0
      ],
      "text": "t f f f"
@@ -1834,14 +1849,14 @@
    },
    {
     "box": {
-     "id": "obj-122",
+     "id": "obj-123",
      "maxclass": "newobj",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
       20.0,
-      950.0,
-      229.0,
+      1120.0,
+      221.0,
       22.0
      ],
      "text": "expr sqrt(abs($f1 - $f2 * $f2))"
@@ -1849,14 +1864,14 @@
    },
    {
     "box": {
-     "id": "obj-123",
+     "id": "obj-124",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 2,
      "patching_rect": [
       20.0,
-      980.0,
-      47.0,
+      1150.0,
+      49.0,
       22.0
      ],
      "text": "t f f"
@@ -1864,28 +1879,28 @@
    },
    {
     "box": {
-     "id": "obj-124",
+     "id": "obj-125",
      "maxclass": "button",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
       440.0,
-      680.0,
-      40.0,
+      850.0,
+      24.0,
       22.0
      ]
     }
    },
    {
     "box": {
-     "id": "obj-125",
+     "id": "obj-126",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
-      470.0,
-      680.0,
-      103.0,
+      490.0,
+      850.0,
+      110.0,
       22.0
      ],
      "text": "set reference"
@@ -1893,32 +1908,17 @@
    },
    {
     "box": {
-     "id": "obj-126",
+     "id": "obj-127",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 2,
      "patching_rect": [
       440.0,
-      710.0,
-      47.0,
+      880.0,
+      49.0,
       22.0
      ],
      "text": "t b b"
-    }
-   },
-   {
-    "box": {
-     "id": "obj-127",
-     "maxclass": "newobj",
-     "numinlets": 2,
-     "numoutlets": 1,
-     "patching_rect": [
-      440.0,
-      950.0,
-      40.0,
-      22.0
-     ],
-     "text": "f"
     }
    },
    {
@@ -1928,8 +1928,8 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      500.0,
-      950.0,
+      440.0,
+      1120.0,
       40.0,
       22.0
      ],
@@ -1943,12 +1943,12 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      220.0,
-      1010.0,
-      159.0,
+      500.0,
+      1120.0,
+      40.0,
       22.0
      ],
-     "text": "expr 2. * ($f1 - $f2)"
+     "text": "f"
     }
    },
    {
@@ -1958,9 +1958,24 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
+      280.0,
+      1180.0,
+      155.0,
+      22.0
+     ],
+     "text": "expr 2. * ($f1 - $f2)"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-131",
+     "maxclass": "newobj",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
       20.0,
-      1010.0,
-      222.0,
+      1180.0,
+      214.0,
       22.0
      ],
      "text": "expr $f1 / ($f2 + 0.0001) - 1."
@@ -1968,13 +1983,13 @@
    },
    {
     "box": {
-     "id": "obj-131",
+     "id": "obj-132",
      "maxclass": "newobj",
      "numinlets": 3,
      "numoutlets": 1,
      "patching_rect": [
-      220.0,
-      1040.0,
+      280.0,
+      1210.0,
       89.0,
       22.0
      ],
@@ -1983,14 +1998,14 @@
    },
    {
     "box": {
-     "id": "obj-132",
+     "id": "obj-133",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
-      220.0,
-      1070.0,
-      201.0,
+      280.0,
+      1240.0,
+      194.0,
       22.0
      ],
      "text": "prepend /vis2mus/brightness"
@@ -1998,13 +2013,13 @@
    },
    {
     "box": {
-     "id": "obj-133",
+     "id": "obj-134",
      "maxclass": "newobj",
      "numinlets": 3,
      "numoutlets": 1,
      "patching_rect": [
       20.0,
-      1040.0,
+      1210.0,
       89.0,
       22.0
      ],
@@ -2013,14 +2028,14 @@
    },
    {
     "box": {
-     "id": "obj-134",
+     "id": "obj-135",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
       20.0,
-      1070.0,
-      187.0,
+      1240.0,
+      181.0,
       22.0
      ],
      "text": "prepend /vis2mus/contrast"
@@ -2559,7 +2574,7 @@
    {
     "patchline": {
      "source": [
-      "obj-54",
+      "obj-56",
       0
      ],
      "destination": [
@@ -2575,19 +2590,7 @@
       0
      ],
      "destination": [
-      "obj-2",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
       "obj-56",
-      0
-     ],
-     "destination": [
-      "obj-2",
       0
      ]
     }
@@ -2619,7 +2622,7 @@
    {
     "patchline": {
      "source": [
-      "obj-60",
+      "obj-59",
       0
      ],
      "destination": [
@@ -2631,11 +2634,11 @@
    {
     "patchline": {
      "source": [
-      "obj-59",
+      "obj-60",
       0
      ],
      "destination": [
-      "obj-60",
+      "obj-2",
       0
      ]
     }
@@ -2647,7 +2650,7 @@
       0
      ],
      "destination": [
-      "obj-62",
+      "obj-2",
       0
      ]
     }
@@ -2656,6 +2659,18 @@
     "patchline": {
      "source": [
       "obj-62",
+      0
+     ],
+     "destination": [
+      "obj-63",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-63",
       0
      ],
      "destination": [
@@ -2667,11 +2682,11 @@
    {
     "patchline": {
      "source": [
-      "obj-64",
+      "obj-65",
       0
      ],
      "destination": [
-      "obj-65",
+      "obj-66",
       0
      ]
     }
@@ -2679,19 +2694,7 @@
    {
     "patchline": {
      "source": [
-      "obj-65",
-      0
-     ],
-     "destination": [
-      "obj-67",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-67",
+      "obj-66",
       0
      ],
      "destination": [
@@ -2703,8 +2706,8 @@
    {
     "patchline": {
      "source": [
-      "obj-67",
-      1
+      "obj-68",
+      0
      ],
      "destination": [
       "obj-69",
@@ -2715,11 +2718,11 @@
    {
     "patchline": {
      "source": [
-      "obj-65",
+      "obj-68",
       1
      ],
      "destination": [
-      "obj-71",
+      "obj-70",
       0
      ]
     }
@@ -2727,7 +2730,7 @@
    {
     "patchline": {
      "source": [
-      "obj-65",
+      "obj-66",
       1
      ],
      "destination": [
@@ -2739,8 +2742,8 @@
    {
     "patchline": {
      "source": [
-      "obj-72",
-      0
+      "obj-66",
+      1
      ],
      "destination": [
       "obj-73",
@@ -2751,11 +2754,11 @@
    {
     "patchline": {
      "source": [
-      "obj-65",
-      2
+      "obj-73",
+      0
      ],
      "destination": [
-      "obj-75",
+      "obj-74",
       0
      ]
     }
@@ -2763,8 +2766,8 @@
    {
     "patchline": {
      "source": [
-      "obj-75",
-      0
+      "obj-66",
+      2
      ],
      "destination": [
       "obj-76",
@@ -2775,11 +2778,11 @@
    {
     "patchline": {
      "source": [
-      "obj-65",
-      3
+      "obj-76",
+      0
      ],
      "destination": [
-      "obj-78",
+      "obj-77",
       0
      ]
     }
@@ -2787,8 +2790,8 @@
    {
     "patchline": {
      "source": [
-      "obj-78",
-      0
+      "obj-66",
+      3
      ],
      "destination": [
       "obj-79",
@@ -2799,11 +2802,11 @@
    {
     "patchline": {
      "source": [
-      "obj-65",
-      4
+      "obj-79",
+      0
      ],
      "destination": [
-      "obj-81",
+      "obj-80",
       0
      ]
     }
@@ -2811,8 +2814,8 @@
    {
     "patchline": {
      "source": [
-      "obj-81",
-      0
+      "obj-66",
+      4
      ],
      "destination": [
       "obj-82",
@@ -2823,11 +2826,11 @@
    {
     "patchline": {
      "source": [
-      "obj-65",
-      5
+      "obj-82",
+      0
      ],
      "destination": [
-      "obj-84",
+      "obj-83",
       0
      ]
     }
@@ -2835,8 +2838,8 @@
    {
     "patchline": {
      "source": [
-      "obj-84",
-      0
+      "obj-66",
+      5
      ],
      "destination": [
       "obj-85",
@@ -2847,11 +2850,11 @@
    {
     "patchline": {
      "source": [
-      "obj-65",
-      6
+      "obj-85",
+      0
      ],
      "destination": [
-      "obj-87",
+      "obj-86",
       0
      ]
     }
@@ -2859,8 +2862,8 @@
    {
     "patchline": {
      "source": [
-      "obj-87",
-      0
+      "obj-66",
+      6
      ],
      "destination": [
       "obj-88",
@@ -2871,11 +2874,11 @@
    {
     "patchline": {
      "source": [
-      "obj-65",
-      7
+      "obj-88",
+      0
      ],
      "destination": [
-      "obj-90",
+      "obj-89",
       0
      ]
     }
@@ -2883,8 +2886,8 @@
    {
     "patchline": {
      "source": [
-      "obj-90",
-      0
+      "obj-66",
+      7
      ],
      "destination": [
       "obj-91",
@@ -2895,11 +2898,11 @@
    {
     "patchline": {
      "source": [
-      "obj-65",
-      8
+      "obj-91",
+      0
      ],
      "destination": [
-      "obj-93",
+      "obj-92",
       0
      ]
     }
@@ -2907,8 +2910,8 @@
    {
     "patchline": {
      "source": [
-      "obj-93",
-      0
+      "obj-66",
+      8
      ],
      "destination": [
       "obj-94",
@@ -2919,11 +2922,11 @@
    {
     "patchline": {
      "source": [
-      "obj-65",
-      9
+      "obj-94",
+      0
      ],
      "destination": [
-      "obj-96",
+      "obj-95",
       0
      ]
     }
@@ -2931,8 +2934,8 @@
    {
     "patchline": {
      "source": [
-      "obj-96",
-      0
+      "obj-66",
+      9
      ],
      "destination": [
       "obj-97",
@@ -2943,11 +2946,11 @@
    {
     "patchline": {
      "source": [
-      "obj-65",
-      10
+      "obj-97",
+      0
      ],
      "destination": [
-      "obj-99",
+      "obj-98",
       0
      ]
     }
@@ -2955,8 +2958,8 @@
    {
     "patchline": {
      "source": [
-      "obj-99",
-      0
+      "obj-66",
+      10
      ],
      "destination": [
       "obj-100",
@@ -2967,11 +2970,11 @@
    {
     "patchline": {
      "source": [
-      "obj-65",
-      11
+      "obj-100",
+      0
      ],
      "destination": [
-      "obj-102",
+      "obj-101",
       0
      ]
     }
@@ -2979,8 +2982,8 @@
    {
     "patchline": {
      "source": [
-      "obj-102",
-      0
+      "obj-66",
+      11
      ],
      "destination": [
       "obj-103",
@@ -2991,11 +2994,11 @@
    {
     "patchline": {
      "source": [
-      "obj-65",
-      12
+      "obj-103",
+      0
      ],
      "destination": [
-      "obj-105",
+      "obj-104",
       0
      ]
     }
@@ -3003,8 +3006,8 @@
    {
     "patchline": {
      "source": [
-      "obj-105",
-      0
+      "obj-66",
+      12
      ],
      "destination": [
       "obj-106",
@@ -3015,11 +3018,11 @@
    {
     "patchline": {
      "source": [
-      "obj-108",
+      "obj-106",
       0
      ],
      "destination": [
-      "obj-109",
+      "obj-107",
       0
      ]
     }
@@ -3028,10 +3031,22 @@
     "patchline": {
      "source": [
       "obj-109",
+      0
+     ],
+     "destination": [
+      "obj-110",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-110",
       1
      ],
      "destination": [
-      "obj-110",
+      "obj-111",
       0
      ]
     }
@@ -3039,11 +3054,11 @@
    {
     "patchline": {
      "source": [
-      "obj-110",
+      "obj-111",
       0
      ],
      "destination": [
-      "obj-111",
+      "obj-112",
       0
      ]
     }
@@ -3051,7 +3066,7 @@
    {
     "patchline": {
      "source": [
-      "obj-111",
+      "obj-112",
       0
      ],
      "destination": [
@@ -3063,19 +3078,7 @@
    {
     "patchline": {
      "source": [
-      "obj-109",
-      0
-     ],
-     "destination": [
-      "obj-112",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-112",
+      "obj-110",
       0
      ],
      "destination": [
@@ -3099,7 +3102,7 @@
    {
     "patchline": {
      "source": [
-      "obj-113",
+      "obj-114",
       0
      ],
      "destination": [
@@ -3111,7 +3114,7 @@
    {
     "patchline": {
      "source": [
-      "obj-115",
+      "obj-114",
       0
      ],
      "destination": [
@@ -3136,7 +3139,7 @@
     "patchline": {
      "source": [
       "obj-117",
-      2
+      0
      ],
      "destination": [
       "obj-118",
@@ -3147,35 +3150,11 @@
    {
     "patchline": {
      "source": [
-      "obj-117",
-      1
+      "obj-118",
+      2
      ],
      "destination": [
       "obj-119",
-      1
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-117",
-      0
-     ],
-     "destination": [
-      "obj-119",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-119",
-      0
-     ],
-     "destination": [
-      "obj-120",
       0
      ]
     }
@@ -3187,20 +3166,20 @@
       1
      ],
      "destination": [
-      "obj-121",
-      0
+      "obj-120",
+      1
      ]
     }
    },
    {
     "patchline": {
      "source": [
-      "obj-121",
-      2
+      "obj-118",
+      0
      ],
      "destination": [
-      "obj-122",
-      1
+      "obj-120",
+      0
      ]
     }
    },
@@ -3208,6 +3187,18 @@
     "patchline": {
      "source": [
       "obj-120",
+      0
+     ],
+     "destination": [
+      "obj-121",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-119",
       1
      ],
      "destination": [
@@ -3220,11 +3211,119 @@
     "patchline": {
      "source": [
       "obj-122",
-      0
+      2
+     ],
+     "destination": [
+      "obj-123",
+      1
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-121",
+      1
      ],
      "destination": [
       "obj-123",
       0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-123",
+      0
+     ],
+     "destination": [
+      "obj-124",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-125",
+      0
+     ],
+     "destination": [
+      "obj-127",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-127",
+      1
+     ],
+     "destination": [
+      "obj-128",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-127",
+      0
+     ],
+     "destination": [
+      "obj-129",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-122",
+      1
+     ],
+     "destination": [
+      "obj-128",
+      1
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-124",
+      1
+     ],
+     "destination": [
+      "obj-129",
+      1
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-122",
+      0
+     ],
+     "destination": [
+      "obj-130",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-128",
+      0
+     ],
+     "destination": [
+      "obj-130",
+      1
      ]
     }
    },
@@ -3235,104 +3334,8 @@
       0
      ],
      "destination": [
-      "obj-126",
+      "obj-131",
       0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-126",
-      1
-     ],
-     "destination": [
-      "obj-127",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-126",
-      0
-     ],
-     "destination": [
-      "obj-128",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-121",
-      1
-     ],
-     "destination": [
-      "obj-127",
-      1
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-123",
-      1
-     ],
-     "destination": [
-      "obj-128",
-      1
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-121",
-      0
-     ],
-     "destination": [
-      "obj-129",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-127",
-      0
-     ],
-     "destination": [
-      "obj-129",
-      1
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-123",
-      0
-     ],
-     "destination": [
-      "obj-130",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-128",
-      0
-     ],
-     "destination": [
-      "obj-130",
-      1
      ]
     }
    },
@@ -3344,14 +3347,14 @@
      ],
      "destination": [
       "obj-131",
-      0
+      1
      ]
     }
    },
    {
     "patchline": {
      "source": [
-      "obj-131",
+      "obj-130",
       0
      ],
      "destination": [
@@ -3364,6 +3367,18 @@
     "patchline": {
      "source": [
       "obj-132",
+      0
+     ],
+     "destination": [
+      "obj-133",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-133",
       0
      ],
      "destination": [
@@ -3375,19 +3390,7 @@
    {
     "patchline": {
      "source": [
-      "obj-130",
-      0
-     ],
-     "destination": [
-      "obj-133",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-133",
+      "obj-131",
       0
      ],
      "destination": [
@@ -3400,6 +3403,18 @@
     "patchline": {
      "source": [
       "obj-134",
+      0
+     ],
+     "destination": [
+      "obj-135",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-135",
       0
      ],
      "destination": [

@@ -274,9 +274,13 @@ def test_tosc_addresses_types_ranges_and_portrait_layout():
     conversion = {"FLOAT": "f", "INTEGER": "i", "STRING": "s"}
     sent: dict[str, set[str]] = {}
     received: set[str] = set()
+    for parent in root.iter("node"):  # child frames are relative to the parent and must fit in it
+        _, _, pw, ph = _frame(parent)
+        for child in parent.iterfind("children/node"):
+            cx, cy, cw, ch = _frame(child)
+            assert cw > 0 and ch > 0 and cx >= 0 and cy >= 0 and cx + cw <= pw + 0.5 and cy + ch <= ph + 0.5, (
+                f"{child.get('type')} {(cx, cy, cw, ch)} sticks out of its {pw}x{ph} parent")
     for node in root.iter("node"):
-        fx, fy, fw, fh = _frame(node)
-        assert fw > 0 and fh > 0 and fx + fw <= w + 0.5, f"{node.get('type')} sticks out of the page"
         for osc in node.iterfind("messages/osc"):
             path = "".join(p.findtext("value") for p in osc.iterfind("path/partial"))
             args = list(osc.iterfind("arguments/partial"))
