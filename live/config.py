@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import math
+import socket
 import sys
 import time
 import tomllib
@@ -134,10 +135,12 @@ def _flag(value: Any) -> bool:
 
 
 def _host(value: Any) -> str:
+    text = _text(value)
     try:
-        return str(ipaddress.IPv4Address(_text(value)))
-    except ValueError:
-        raise ConfigError(f"expected an IPv4 address such as 127.0.0.1 or 0.0.0.0, got {value!r}") from None
+        return str(ipaddress.IPv4Address(socket.gethostbyname(text)))
+    except (OSError, ValueError):
+        raise ConfigError(f"expected an IPv4 address or host name such as 127.0.0.1 or 0.0.0.0, "
+                          f"got {value!r}") from None
 
 
 def _allow(value: Any) -> tuple[str, ...]:

@@ -22,6 +22,10 @@ def write(tmp_path: Path, text: str) -> str:
     return str(path)
 
 
+def test_host_names_resolve():
+    assert parse_settings(["--osc-host", "localhost"]).osc_host == "127.0.0.1"
+
+
 def test_defaults_match_the_issue():
     s = parse_settings([])
     assert (s.bpm, s.osc_host, s.osc_port, s.quantum, s.threads) == (120.0, "127.0.0.1", 9000, "beat", 1)
@@ -120,7 +124,7 @@ def test_missing_config_file(tmp_path):
 
 @pytest.mark.parametrize("argv, fragment", [
     (["--bpm", "-5"], "--bpm: -5 is out of range"),
-    (["--osc-host", "localhost"], "--osc-host: expected an IPv4 address"),
+    (["--osc-host", "no-such-host.invalid"], "--osc-host: expected an IPv4 address or host name"),
     (["--record", "a.mid", "--no-record"], "contradict"),
     (["--camera", "x"], "--camera: expected an integer"),
 ])
