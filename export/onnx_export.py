@@ -40,6 +40,47 @@ def _cell(x_proj: torch.Tensor, h_proj: torch.Tensor, h: torch.Tensor, size: int
     return n + z * (h - n)
 
 
+def _onnx_gates(weight: torch.Tensor) -> torch.Tensor:
+    """Rows of a torch GRU matrix or bias in gate order r, z, n -> ONNX order z, r, h."""
+    r, z, n = weight.detach().chunk(3, dim=0)
+    return torch.cat([z, r, n], dim=0)
+
+
+class _PackedBiGRU(torch.autograd.Function):
+    """Final states of a bidirectional GRU over the first ``lengths`` steps of ``x`` ``(B, L, I)``
+    -> ``(B, 2H)`` (forward state, backward state), as a packed sequence gives them.
+
+    Weights are in ONNX layout: ``w`` ``(2, 3H, I)``, ``r`` ``(2, 3H, H)``, ``b`` ``(2, 6H)``, gates
+    z, r, h, ``linear_before_reset``. Exports as one ONNX ``GRU`` op with ``sequence_lens``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, lengths, w, r, b):
+        size = r.shape[-1]
+        finals = []
+        for d, order in ((0, range(x.shape[1])), (1, reversed(range(x.shape[1])))):
+            h = x.new_zeros(x.shape[0], size)
+            for t in order:
+                gx = x[:, t] @ w[d].t() + b[d, :3 * size]
+                gh = h @ r[d].t() + b[d, 3 * size:]
+                z = torch.sigmoid(gx[:, :size] + gh[:, :size])
+                rr = torch.sigmoid(gx[:, size:2 * size] + gh[:, size:2 * size])
+                n = torch.tanh(gx[:, 2 * size:] + rr * gh[:, 2 * size:])
+                h = torch.where((lengths > t).unsqueeze(-1), (1 - z) * n + z * h, h)
+            finals.append(h)
+        return torch.cat(finals, dim=-1)
+
+    @staticmethod
+    def symbolic(g, x, lengths, w, r, b):
+        seq_major = g.op("Transpose", x, perm_i=[1, 0, 2])
+        seq_lens = g.op("Cast", lengths, to_i=6)  # INT32
+        hidden = r.type().sizes()[-1]
+        _, y_h = g.op("GRU", seq_major, w, r, b, seq_lens, hidden_size_i=hidden,
+                      direction_s="bidirectional", linear_before_reset_i=1, outputs=2)
+        batch_major = g.op("Transpose", y_h, perm_i=[1, 0, 2])
+        return g.op("Reshape", batch_major, g.op("Constant", value_t=torch.tensor([0, -1])))
+
+
 def _buffer(*parts: torch.Tensor) -> torch.Tensor:
     """Detached copy of ``parts`` concatenated along dim 0."""
     return torch.cat([p.detach() for p in parts], dim=0).clone()
@@ -92,26 +133,19 @@ class _DecoderParts(nn.Module):
         self.register_buffer("emb_table", _buffer((emb_w[:, :PITCH_CLASSES] + dec.note_embedding.bias[:, None]).t()))
         self.register_buffer("emb_bits_w", _buffer(emb_w[:, PITCH_CLASSES:].t()))
         self.sizes = (PITCH_CLASSES, cfg.dur_hidden, 3 * hn)
-        self.fwd = nn.GRU(cfg.note_emb, cfg.summary_hidden, batch_first=True)
-        self.bwd = nn.GRU(cfg.note_emb, cfg.summary_hidden, batch_first=True)
-        for gru, suffix in ((self.fwd, "l0"), (self.bwd, "l0_reverse")):
-            for part in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                getattr(gru, f"{part}_l0").data.copy_(getattr(dec.summary_gru, f"{part}_{suffix}").data)
+        summary = dec.summary_gru
+        self.register_buffer("summary_w", torch.stack([_onnx_gates(summary.weight_ih_l0),
+                                                       _onnx_gates(summary.weight_ih_l0_reverse)]))
+        self.register_buffer("summary_r", torch.stack([_onnx_gates(summary.weight_hh_l0),
+                                                       _onnx_gates(summary.weight_hh_l0_reverse)]))
+        self.register_buffer("summary_b", torch.stack([
+            torch.cat([_onnx_gates(summary.bias_ih_l0), _onnx_gates(summary.bias_hh_l0)]),
+            torch.cat([_onnx_gates(summary.bias_ih_l0_reverse), _onnx_gates(summary.bias_hh_l0_reverse)])]))
         self.time_hidden, self.notes_hidden, self.dur_hidden = ht, hn, cfg.dur_hidden
 
     def summary(self, embs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Bi-GRU final states over the first ``lengths`` of ``embs`` ``(B, L, E)`` -> ``(B, 2S)``."""
-        b, steps, width = embs.shape
-        last = (lengths - 1).view(b, 1, 1)
-        pos = torch.arange(steps, device=embs.device).view(1, steps)
-        rev = (lengths.view(b, 1) - 1 - pos).clamp(min=0)
-        embs_rev = embs.gather(1, rev.unsqueeze(-1).expand(b, steps, width))
-        out_fwd, _ = self.fwd(embs)
-        out_bwd, _ = self.bwd(embs_rev)
-        hidden = out_fwd.shape[-1]
-        h_fwd = out_fwd.gather(1, last.expand(b, 1, hidden)).squeeze(1)
-        h_bwd = out_bwd.gather(1, last.expand(b, 1, hidden)).squeeze(1)
-        return torch.cat([h_fwd, h_bwd], dim=-1)
+        return _PackedBiGRU.apply(embs, lengths, self.summary_w, self.summary_r, self.summary_b)
 
     def sos(self, batch_like: torch.Tensor) -> torch.Tensor:
         """Embedding of SOS with duration tokens 2, ``(B, E)``."""
