@@ -8,21 +8,30 @@ noise and a few saturated pixels do not move the estimate.
 
 Estimation is analysis by synthesis:
 
-1. A closed-form start. Without clipping, eq. (1) then (2) maps every luminance value
-   ``y -> k*y + mu*(1 - k) + delta`` with ``k = 1 + alpha_c``, ``mu`` the reference mean and
-   ``delta = alpha_b/2 * M`` (``M`` = luminance of the per-channel maxima). A least-squares line
-   through the frame's unclipped quantiles against the reference's gives ``k`` and ``delta``.
-2. A few damped Gauss-Newton steps on (alpha_b, alpha_c) that apply :func:`live.transform.adjust`
-   (the very transform the music uses) to the reference (area-downscaled to at most 160 pixels
-   on its long side), resample it like the frame and match the quantiles, clipping included,
-   within [-1, 1].
+1. Two starting points. (a) A closed form: without clipping, eq. (1) then (2) maps every
+   luminance value ``y -> k*y + mu*(1 - k) + delta`` with ``k = 1 + alpha_c``, ``mu`` the
+   reference mean and ``delta = alpha_b/2 * M`` (``M`` = luminance of the per-channel maxima);
+   a least-squares line through the frame's unclipped quantiles against the reference's gives
+   ``k`` and ``delta``. (b) The best point of a 9 x 9 grid over [-1, 1]^2, judged on 48-pixel
+   versions of both images. The start with the smaller mismatch is refined.
+2. Damped Gauss-Newton steps on (alpha_b, alpha_c), within [-1, 1]. Each step applies
+   :func:`live.transform.adjust` (the very transform the music uses) to the reference
+   (area-downscaled to at most 256 pixels on its long side), resamples it like the frame and
+   matches the quantiles, clipping included.
 
 Where clipping makes inversion impossible: when a transformation drives (almost) every pixel to
-0 or 255 the frame holds no information about contrast, and little about brightness beyond its
+0 or 255, the frame holds no information about contrast and little about brightness beyond its
 sign. When fewer than three of the frame's quantiles are unclipped, contrast is reported as 0
-and only brightness is fitted; it lands at the value that saturates the reference as much as
-the frame, which can be less extreme than the true one. A flat reference has no spread to
-scale, so its contrast estimate is 0 too.
+and only brightness is fitted. Brightness then lands at the value that saturates the reference as
+much as the frame, which can be less extreme than the true one. A flat reference has no spread
+to scale, so its contrast estimate is 0 too. Measured on the shipped anchors, with same-size
+frames on a 5 x 5 grid over [-0.6, 0.6]^2, 93 % of the pairs come back within 0.05. The failures
+are the ones where clipping wipes out the picture: darkening the dark ``sparse_ballad`` night
+(most pixels go black) and brightening the near-white ground of ``broken_chords`` (two thirds of
+the pixels go white). Hard-edged flat-colour pictures whose channels clip are also sensitive to
+resampling. A 640 x 480 bilinear upscale of ``pop_comping`` at contrast +0.6 reads as about +0.35,
+because interpolated edge pixels change the luminance distribution. Photo-like frames (the test
+scene) come back within 0.05 over the whole [-1, 1]^2 grid, from smaller and larger frames.
 """
 
 from __future__ import annotations
@@ -37,7 +46,8 @@ from live.transform import adjust
 LUMA = np.array([0.299, 0.587, 0.114])
 QUANTILES = np.linspace(0.02, 0.98, 49)
 WORK_SIZE = (128, 96)
-REFERENCE_SIDE = 160
+REFERENCE_SIDE = 256
+COARSE_SIDE = 48
 _STEPS = 15
 _EPS = 0.01
 
@@ -54,13 +64,13 @@ def _as_image(image: np.ndarray, name: str) -> np.ndarray:
     return np.rint(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def _working_reference(image: np.ndarray) -> np.ndarray:
-    """The reference, area-downscaled to at most 160 pixels on its long side ``(h, w, 3)``.
+def _working_reference(image: np.ndarray, side: int = REFERENCE_SIDE) -> np.ndarray:
+    """The reference, area-downscaled to at most ``side`` pixels on its long side ``(h, w, 3)``.
 
     Downscaling lowers the channel maxima that eq. (1) scales with, so the corner pixel is set to
     the full image's per-channel maxima.
     """
-    scale = REFERENCE_SIDE / max(image.shape[:2])
+    scale = side / max(image.shape[:2])
     if scale >= 1.0:
         return image
     size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
@@ -69,10 +79,11 @@ def _working_reference(image: np.ndarray) -> np.ndarray:
     return small
 
 
-def _observe(image: np.ndarray) -> np.ndarray:
-    """Luminance quantiles ``(49,)`` of an image area-resampled to the working size."""
-    small = cv2.resize(image, WORK_SIZE, interpolation=cv2.INTER_AREA).reshape(-1, 3)
-    return np.quantile(small.astype(np.float64) @ LUMA, QUANTILES)
+def _observe(image: np.ndarray, size: tuple[int, int] = WORK_SIZE) -> np.ndarray:
+    """Luminance quantiles ``(49,)`` of an image area-resampled to ``size`` (width, height)."""
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA).reshape(-1, 3)
+    lum = np.sort(small.astype(np.float32) @ LUMA.astype(np.float32))
+    return lum[np.rint(QUANTILES * (len(lum) - 1)).astype(int)].astype(np.float64)
 
 
 def _initial(ref_q: np.ndarray, frame_q: np.ndarray, mean: float, peak: float) -> np.ndarray:
@@ -96,19 +107,44 @@ def estimate(reference: np.ndarray, frame: np.ndarray) -> tuple[float, float]:
     ``reference`` and ``frame``: ``(H, W, 3)`` uint8 images (float in [0, 1] accepted), sizes may
     differ. Both results are in [-1, 1]; a frame equal to the reference gives ``(0, 0)``.
     """
-    ref = _working_reference(_as_image(reference, "reference"))
-    frame_q = _observe(_as_image(frame, "frame"))
+    reference = _as_image(reference, "reference")
+    frame = _as_image(frame, "frame")
+    ref = _working_reference(reference)
+    frame_q = _observe(frame)
     ref_q = _observe(ref)
     pixels = ref.reshape(-1, 3).astype(np.float64)
     mean = float(pixels.mean(axis=0) @ LUMA)
     peak = float(pixels.max(axis=0) @ LUMA)
-    theta = _initial(ref_q, frame_q, mean, peak)
     identifiable = int(((frame_q > 1.0) & (frame_q < 254.0)).sum()) >= 3
 
     def residual(t: np.ndarray) -> np.ndarray:
         return (_observe(adjust(ref, float(t[0]), float(t[1]))) - frame_q) / 255.0
 
-    current = residual(theta)
+    starts = [_initial(ref_q, frame_q, mean, peak), _coarse(reference, frame, identifiable)]
+    costs = [residual(t) for t in starts]
+    best = int(np.argmin([c @ c for c in costs]))
+    return _refine(residual, starts[best], costs[best], identifiable)
+
+
+def _coarse(reference: np.ndarray, frame: np.ndarray, identifiable: bool) -> np.ndarray:
+    """The best (alpha_b, alpha_c) of a 9 x 9 grid, judged on 48-pixel versions of both images."""
+    small = _working_reference(reference, COARSE_SIDE)
+    size = (small.shape[1], small.shape[0])
+    frame_q = _observe(frame, size)
+    grid = np.linspace(-1.0, 1.0, 9)
+    best, best_cost = np.zeros(2), math.inf
+    for alpha_b in grid:
+        for alpha_c in grid if identifiable else (0.0,):
+            diff = _observe(adjust(small, float(alpha_b), float(alpha_c)), size) - frame_q
+            cost = float(diff @ diff)
+            if cost < best_cost:
+                best, best_cost = np.array([alpha_b, alpha_c]), cost
+    return best
+
+
+def _refine(residual, theta: np.ndarray, current: np.ndarray, identifiable: bool) -> tuple[float, float]:
+    """Damped Gauss-Newton (Levenberg-Marquardt) on ``residual`` from ``theta`` within [-1, 1];
+    a parameter at a bound that the step pushes outward is held there."""
     damping = 1e-3
     for _ in range(_STEPS):
         jac = np.empty((len(QUANTILES), 2))

@@ -1,6 +1,6 @@
 """Brightness and contrast, the Vis2Mus paper's eq. (1) and (2), per channel.
 
-One implementation acts on two kinds of arrays:
+One implementation (on channel-first planes) acts on two kinds of arrays:
 
 - texture feature maps ``(10, 8, 29)`` or batches ``(B, 10, 8, 29)`` (channels first; the
   statistics are taken over each channel's ``8 x 29`` cells; results are clamped at 0, as the
@@ -37,15 +37,15 @@ def check_alpha(alpha: float, name: str = "alpha") -> float:
     return value
 
 
-def _layout(x: np.ndarray) -> tuple[tuple[int, ...], float]:
-    """The axes that hold one channel's cells, and the upper clip bound, for ``x``."""
-    if x.ndim == 3 and x.shape[-1] == 3:
-        return (0, 1), (255.0 if x.dtype == np.uint8 else 1.0)
-    if x.shape[-3:] == FEATURE_SHAPE and x.ndim in (3, 4):
-        return (-2, -1), math.inf
-    raise ValueError(
-        f"expected a feature map (10, 8, 29), a batch (B, 10, 8, 29) or an image (H, W, 3); got shape {x.shape}"
-    )
+def _is_image(x: np.ndarray) -> bool:
+    return x.ndim == 3 and x.shape[-1] == 3
+
+
+def _check_shape(x: np.ndarray) -> None:
+    if not _is_image(x) and not (x.ndim in (3, 4) and x.shape[-3:] == FEATURE_SHAPE):
+        raise ValueError(
+            f"expected a feature map (10, 8, 29), a batch (B, 10, 8, 29) or an image (H, W, 3); got shape {x.shape}"
+        )
 
 
 def _as_float(x: np.ndarray) -> np.ndarray:
@@ -65,13 +65,15 @@ def _finish(original: np.ndarray, values: np.ndarray, high: float) -> np.ndarray
     return values.astype(original.dtype if original.dtype.kind == "f" else np.float32, copy=False)
 
 
-def _brightness(values: np.ndarray, alpha: float, axes: tuple[int, ...], high: float) -> np.ndarray:
-    peak = values.max(axis=axes, keepdims=True)
+def _brightness(values: np.ndarray, alpha: float, high: float) -> np.ndarray:
+    """Eq. (1) on channel-first ``values`` ``(..., C, H, W)``."""
+    peak = values.max(axis=(-2, -1), keepdims=True)
     return np.clip(values + alpha / 2.0 * peak, 0.0, high)
 
 
-def _contrast(values: np.ndarray, alpha: float, axes: tuple[int, ...], high: float) -> np.ndarray:
-    mean = values.mean(axis=axes, keepdims=True)
+def _contrast(values: np.ndarray, alpha: float, high: float) -> np.ndarray:
+    """Eq. (2) on channel-first ``values`` ``(..., C, H, W)``."""
+    mean = values.mean(axis=(-2, -1), keepdims=True)
     return np.clip(mean + (values - mean) * (1.0 + alpha), 0.0, high)
 
 
@@ -94,10 +96,14 @@ def adjust(x: np.ndarray, alpha_b: float, alpha_c: float) -> np.ndarray:
     alpha_b = check_alpha(alpha_b, "brightness alpha")
     alpha_c = check_alpha(alpha_c, "contrast alpha")
     arr = _as_float(x)
-    axes, high = _layout(arr)
-    values = arr.astype(np.float32 if arr.dtype != np.float64 else np.float64)
+    _check_shape(arr)
+    image = _is_image(arr)
+    high = (255.0 if arr.dtype == np.uint8 else 1.0) if image else math.inf
+    planes = np.moveaxis(arr, -1, 0) if image else arr
+    values = np.array(planes, dtype=np.float64 if arr.dtype == np.float64 else np.float32, order="C")
     if alpha_b != 0.0:
-        values = _brightness(values, alpha_b, axes, high)
+        values = _brightness(values, alpha_b, high)
     if alpha_c != 0.0:
-        values = _contrast(values, alpha_c, axes, high)
-    return _finish(arr, values, high)
+        values = _contrast(values, alpha_c, high)
+    out = _finish(arr, values, high)
+    return np.ascontiguousarray(np.moveaxis(out, 0, -1)) if image else out
