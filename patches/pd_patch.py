@@ -41,11 +41,42 @@ def _oscformat(path: str, types: str = "") -> str:
     return f"oscformat {flag}{' '.join(path.strip('/').split('/'))}"
 
 
-def _sender(c: Canvas, x: int, y: int, name: str, types: str = "") -> int:
-    """``[oscformat ...]`` for control ``name`` wired to the local send that reaches the netsend."""
-    fmt = c.obj(x, y, _oscformat(address(name), types))
-    c.connect(fmt, 0, c.obj(x, y + 24, f"s {OUT}"), 0)
-    return fmt
+def _width(text: str) -> int:
+    """Approximate width in pixels of a box showing ``text`` (font size 11)."""
+    return 7 * len(text) + 10
+
+
+class Flow:
+    """Places boxes left to right from ``x0``, wrapping before ``right``; rows ``pitch`` apart."""
+
+    def __init__(self, x0: int, y: int, right: int = 600, pitch: int = 30) -> None:
+        self.x0, self.x, self.y, self.right, self.pitch = x0, x0, y, right, pitch
+
+    def at(self, width: int) -> tuple[int, int]:
+        """Top-left corner for a box ``width`` pixels wide."""
+        if self.x + width > self.right and self.x > self.x0:
+            self.newline()
+        where = (self.x, self.y)
+        self.x += width + 14
+        return where
+
+    def newline(self, extra: int = 0) -> int:
+        """Start a new row (``extra`` more pixels down); returns its y."""
+        self.x, self.y = self.x0, self.y + self.pitch + extra
+        return self.y
+
+
+def _senders(c: Canvas, f: Flow, controls: list[tuple[str, str]]) -> list[int]:
+    """One ``[oscformat]`` per ``(control, types)`` on a new row, all into one ``[s $0-out]``."""
+    f.newline()
+    out = []
+    for name, types in controls:
+        text = _oscformat(address(name), types)
+        out.append(c.obj(*f.at(_width(text)), text))
+    send = c.obj(*f.at(_width(f"s {OUT}")), f"s {OUT}")
+    for fmt in out:
+        c.connect(fmt, 0, send, 0)
+    return out
 
 
 def _chord_joiner() -> Canvas:
@@ -88,30 +119,31 @@ def _chord_joiner() -> Canvas:
 
 def controller(names: Names) -> str:
     """The text of patches/vis2mus.pd for these anchor and content-piece names."""
-    c = Canvas(1060, 1000)
-    c.comment(20, 8, "vis2mus-live controller: OSC to the server (default 127.0.0.1:9000). Pd vanilla 0.51 or later.")
-    c.comment(20, 26, "Change the server address in the connect box. Feedback arrives on the same socket or on the listen port.")
+    c = Canvas(1300, 1000)
+    c.comment(20, 8, "vis2mus-live controller (Pd vanilla 0.51 or later)")
+    c.comment(640, 8, "network: edit the connect box for another host")
 
-    # network
-    load = c.obj(620, 60, "loadbang")
-    boot = c.obj(620, 85, "t b b b")
-    connect = c.msg(620, 115, f"connect {SERVER_HOST} {SERVER_PORT}")
-    disconnect = c.msg(790, 115, "disconnect")
-    listen = c.msg(700, 145, f"listen {REPLY_PORT}")
-    r_connect = c.obj(790, 145, "r v2m.connect")
-    r_listen = c.obj(880, 145, "r v2m.listen")
-    r_out = c.obj(620, 175, f"r {OUT}")
-    netsend = c.obj(620, 200, "netsend -u -b")
-    netreceive = c.obj(780, 200, "netreceive -u -b")
-    c.floatatom(620, 230, 2, 0, 1, "sending")
-    status = c.count - 1
-    parse = c.obj(700, 260, "oscparse")
+    # network (right column)
+    load = c.obj(640, 34, "loadbang")
+    boot = c.obj(640, 60, "t b b b")
+    connect = c.msg(640, 90, f"connect {SERVER_HOST} {SERVER_PORT}")
+    disconnect = c.msg(820, 90, "disconnect")
+    listen = c.msg(720, 120, f"listen {REPLY_PORT}")
+    r_connect = c.obj(820, 34, "r v2m.connect")
+    reconnect = c.obj(820, 60, "t a b")
+    r_listen = c.obj(840, 120, "r v2m.listen")
+    r_out = c.obj(640, 150, f"r {OUT}")
+    netsend = c.obj(640, 180, "netsend -u -b")
+    netreceive = c.obj(800, 180, "netreceive -u -b")
+    status = c.floatatom(640, 210, 2, 0, 1, "sending")
+    parse = c.obj(760, 240, "oscparse")
+    ask = c.obj(900, 150, "delay 200")
     c.chain(load, boot)
     c.connect(boot, 2, connect, 0)
     c.connect(boot, 1, listen, 0)
+    c.connect(boot, 0, ask, 0)
     c.chain(connect, netsend)
     c.chain(disconnect, netsend)
-    reconnect = c.obj(790, 170, "t a b")
     c.chain(r_connect, reconnect, netsend)
     c.connect(reconnect, 1, disconnect, 0)
     c.chain(r_out, netsend)
@@ -121,120 +153,138 @@ def controller(names: Names) -> str:
     c.connect(netsend, 1, parse, 0)
     c.connect(netreceive, 0, parse, 0)
 
-    # controls
-    y = 60
-    c.comment(20, y - 16, "brightness")
-    bright = c.hslider(20, y, *range_of("brightness"), "alpha_b", "v2m.brightness")
-    c.chain(bright, _sender(c, 240, y, "brightness"))
-    y += 50
-    c.comment(20, y - 16, "contrast")
-    contrast = c.hslider(20, y, *range_of("contrast"), "alpha_c", "v2m.contrast")
-    c.chain(contrast, _sender(c, 240, y, "contrast"))
-    y += 50
-    tempo = c.floatatom(80, y, 5, *range_of("tempo"), "tempo", "v2m.tempo")
-    c.chain(tempo, _sender(c, 240, y, "tempo"))
-    velocity = c.floatatom(480, y, 4, *range_of("velocity"), "velocity", "v2m.velocity")
-    c.chain(velocity, _sender(c, 440, y + 24, "velocity", "i"))
-    y += 70
-    senders = {}
-    for i, name in enumerate(("play", "stop", "panic", "state")):
-        button = c.bang(20 + 110 * i, y, name, f"v2m.{name}")
-        senders[name] = _sender(c, 20 + 110 * i, y + 30, name)
-        c.chain(button, senders[name])
-    ask = c.obj(620, 290, "delay 200")
-    c.connect(boot, 0, ask, 0)
-    c.chain(ask, senders["state"])
+    # controls (left column), one band each: title, GUI row, helper row, oscformat row
+    f = Flow(20, 40)
+    c.comment(*f.at(300), "brightness and contrast (-1..1)")
+    f.newline()
+    bright = c.hslider(*f.at(200), *range_of("brightness"), "brightness", "v2m.brightness")
+    contrast = c.hslider(*f.at(200), *range_of("contrast"), "contrast", "v2m.contrast")
+    to_bright, to_contrast = _senders(c, f, [("brightness", ""), ("contrast", "")])
+    c.chain(bright, to_bright)
+    c.chain(contrast, to_contrast)
 
-    y += 90
-    c.comment(20, y - 16, "anchor (texture): by index or by name")
-    index = c.hradio(20, y, max(len(names.anchors), 1))
-    c.chain(index, _sender(c, 20, y + 26, "anchor", "i"))
-    y += 60
-    pick = c.obj(20, y + 50, "t s s")
-    c.chain(c.obj(120, y + 50, "r v2m.anchor"), pick)
-    c.chain(pick, _sender(c, 20, y + 76, "anchor"))
-    for i, name in enumerate(names.anchors):
-        c.chain(c.msg(20 + 100 * (i % 5), y + 22 * (i // 5), f"symbol {name}"), pick)
+    f.newline(16)
+    c.comment(*f.at(400), "transport, tempo (20..300), velocity (1..127)")
+    f.newline()
+    buttons = {name: c.bang(*f.at(70), name, f"v2m.{name}") for name in ("play", "stop", "panic", "state")}
+    tempo = c.floatatom(*f.at(90), 5, *range_of("tempo"), "tempo", "v2m.tempo")
+    velocity = c.floatatom(*f.at(100), 4, *range_of("velocity"), "velocity", "v2m.velocity")
+    *to_buttons, to_tempo, to_velocity = _senders(c, f, [(n, "") for n in buttons] + [("tempo", ""), ("velocity", "i")])
+    for button, fmt in zip(buttons.values(), to_buttons):
+        c.chain(button, fmt)
+    c.chain(ask, to_buttons[list(buttons).index("state")])
+    c.chain(tempo, to_tempo)
+    c.chain(velocity, to_velocity)
 
-    y += 130
-    c.comment(20, y - 16, "style: a content piece played with the current anchor's texture")
-    style = c.obj(20, y + 30, "list append")
+    f.newline(16)
+    c.comment(*f.at(400), "anchor (texture): by index or by name")
+    f.newline()
+    index = c.hradio(*f.at(20 * max(len(names.anchors), 1)), max(len(names.anchors), 1))
+    f.newline()
+    by_name = [c.msg(*f.at(_width(f"symbol {n}")), f"symbol {n}") for n in names.anchors]
+    f.newline()
+    pick = c.obj(*f.at(_width("t s s")), "t s s")
+    r_anchor = c.obj(*f.at(_width("r v2m.anchor")), "r v2m.anchor")
+    by_index, by_name_fmt = _senders(c, f, [("anchor", "i"), ("anchor", "")])
+    c.chain(index, by_index)
+    for m in by_name:
+        c.chain(m, pick)
+    c.chain(r_anchor, pick)
+    c.chain(pick, by_name_fmt)
+
+    f.newline(16)
+    c.comment(*f.at(560), "style: a content piece with the current anchor's texture")
+    f.newline()
+    pieces = [c.msg(*f.at(_width(f"symbol {n}")), f"symbol {n}") for n in names.pieces]
+    style_off = c.bang(*f.at(90), "style-off", "v2m.style-off")
+    f.newline()
+    style = c.obj(*f.at(_width("list append")), "list append")
+    first = c.msg(*f.at(_width(f"symbol {names.anchors[0]}")), f"symbol {names.anchors[0]}") if names.anchors else None
+    to_style, to_style_off = _senders(c, f, [("style", ""), ("style/off", "")])
+    for m in pieces:
+        c.chain(m, style)
     c.connect(pick, 1, style, 1)
-    c.chain(style, _sender(c, 20, y + 56, "style"))
-    for i, name in enumerate(names.pieces):
-        c.chain(c.msg(20 + 120 * i, y, f"symbol {name}"), style)
-    if names.anchors:
-        first = c.msg(240, y + 30, f"symbol {names.anchors[0]}")
+    if first is not None:
         c.connect(load, 0, first, 0)
         c.connect(first, 0, style, 1)
-    c.chain(c.bang(460, y, "style-off", "v2m.style-off"), _sender(c, 460, y + 30, "style/off"))
+    c.chain(style, to_style)
+    c.chain(style_off, to_style_off)
 
-    y += 110
-    c.comment(20, y - 16, "chords: click a progression (edit a box in edit mode to enter your own)")
-    join = c.subpatch(20, y + 52, _chord_joiner())
-    c.chain(join, _sender(c, 20, y + 78, "chords"))
-    c.chain(c.obj(200, y + 52, "r v2m.chords"), join)
-    for i, prog in enumerate(PROGRESSIONS):
-        c.chain(c.msg(20 + 90 * i, y, prog), join)
-    c.chain(c.bang(480, y + 52, "chords-off", "v2m.chords-off"), _sender(c, 480, y + 78, "chords/off"))
+    f.newline(16)
+    c.comment(*f.at(560), "chords: click one or edit a box in edit mode for your own")
+    f.newline()
+    progressions = [c.msg(*f.at(_width(p)), p) for p in PROGRESSIONS]
+    chords_off = c.bang(*f.at(100), "chords-off", "v2m.chords-off")
+    f.newline()
+    join = c.subpatch(*f.at(_width("pd join-chords")), _chord_joiner())
+    r_chords = c.obj(*f.at(_width("r v2m.chords")), "r v2m.chords")
+    to_chords, to_chords_off = _senders(c, f, [("chords", ""), ("chords/off", "")])
+    for m in progressions + [r_chords]:
+        c.chain(m, join)
+    c.chain(join, to_chords)
+    c.chain(chords_off, to_chords_off)
 
-    y += 130
-    c.comment(20, y - 16, "quantum")
-    quantum = _sender(c, 20, y + 30, "quantum")
-    for i, q in enumerate(QUANTA):
-        c.chain(c.msg(20 + 70 * i, y, f"symbol {q}"), quantum)
-    c.chain(c.obj(240, y, "r v2m.quantum"), quantum)
-    c.comment(360, y - 16, "source")
-    source = _sender(c, 360, y + 30, "source")
-    for i, s in enumerate(SOURCES):
-        c.chain(c.msg(360 + 80 * i, y, f"symbol {s}"), source)
-    y += 80
-    c.comment(20, y - 16, "preset")
-    c.chain(c.hradio(20, y, PRESETS), _sender(c, 20, y + 26, "preset", "i"))
+    f.newline(16)
+    c.comment(*f.at(560), "quantum, source, preset")
+    f.newline()
+    quanta = [c.msg(*f.at(_width(f"symbol {q}")), f"symbol {q}") for q in QUANTA]
+    sources = [c.msg(*f.at(_width(f"symbol {s}")), f"symbol {s}") for s in SOURCES]
+    preset = c.hradio(*f.at(20 * PRESETS), PRESETS)
+    f.newline()
+    r_quantum = c.obj(*f.at(_width("r v2m.quantum")), "r v2m.quantum")
+    to_quantum, to_source, to_preset = _senders(c, f, [("quantum", ""), ("source", ""), ("preset", "i")])
+    for m in quanta + [r_quantum]:
+        c.chain(m, to_quantum)
+    for m in sources:
+        c.chain(m, to_source)
+    c.chain(preset, to_preset)
 
-    # feedback
+    # feedback (right column): displays, then the parsing logic below them
     fields = state_fields()
-    shown = [key for key, _ in fields if key not in GUI_FEEDBACK]
-    fy = 330
-    c.comment(620, fy, "feedback from the server")
-    for i, key in enumerate(("bar", "beat")):
-        c.floatatom(620 + 90 * i, fy + 24, 4, 0, 0, key, f"{LOCAL}-{key}")
-    c.symbolatom(680, fy + 54, 24, "error", f"{LOCAL}-error")
-    for i, (key, sig) in enumerate(f for f in fields if f[0] in shown):
+    x, y = 640, 280
+    c.comment(x, y, "feedback from the server")
+    c.floatatom(x, y + 26, 4, 0, 0, "bar", f"{LOCAL}-bar")
+    c.floatatom(x + 90, y + 26, 4, 0, 0, "beat", f"{LOCAL}-beat")
+    c.symbolatom(x, y + 56, 30, "error", f"{LOCAL}-error")
+    y += 86
+    for key, sig in fields:
+        if key in GUI_FEEDBACK:
+            continue
         if key == "playing":
-            c.toggle(800, fy + 24, key, f"{LOCAL}-{key}")
-        elif sig == "s":
-            c.symbolatom(680, fy + 80 + 26 * i, 24, key, f"{LOCAL}-{key}")
+            c.toggle(x + 190, 306, key, f"{LOCAL}-{key}")
+            continue
+        if sig == "s":
+            c.symbolatom(x, y, 30, key, f"{LOCAL}-{key}")
         else:
-            c.floatatom(680, fy + 80 + 26 * i, 4, 0, 0, key, f"{LOCAL}-{key}")
-    trim = c.obj(700, 285, "list trim")
-    fan = c.obj(700, 310, "t a a")
+            c.floatatom(x, y, 4, 0, 0, key, f"{LOCAL}-{key}")
+        y += 26
+    y += 20
+    trim = c.obj(x, y, "list trim")
+    fan = c.obj(x, y + 26, "t a a")
     c.chain(parse, trim, fan)
-    c.connect(fan, 1, c.obj(800, 310, "s v2m.feedback"), 0)
-    fy = 640
-    top = c.obj(620, fy, "route vis2mus")
-    kind = c.obj(620, fy + 25, "route beat error state")
+    c.connect(fan, 1, c.obj(x + 80, y + 26, "s v2m.feedback"), 0)
+    top = c.obj(x, y + 56, "route vis2mus")
+    kind = c.obj(x, y + 82, "route beat error state")
     c.connect(fan, 0, top, 0)
     c.chain(top, kind)
-    beat = c.obj(620, fy + 50, "unpack f f")
+    beat = c.obj(x, y + 112, "unpack f f")
     c.chain(kind, beat)
-    c.chain(beat, c.obj(620, fy + 75, f"s {LOCAL}-bar"))
-    c.connect(beat, 1, c.obj(700, fy + 75, f"s {LOCAL}-beat"), 0)
-    err = c.obj(780, fy + 50, "list")
+    c.chain(beat, c.obj(x, y + 138, f"s {LOCAL}-bar"))
+    c.connect(beat, 1, c.obj(x + 80, y + 138, f"s {LOCAL}-beat"), 0)
+    err = c.obj(x + 180, y + 112, "list")
     c.connect(kind, 1, err, 0)
-    err_fan = c.obj(780, fy + 75, "t a a")
+    err_fan = c.obj(x + 180, y + 138, "t a a")
     c.chain(err, err_fan)
-    c.connect(err_fan, 1, c.obj(860, fy + 100, "print vis2mus-error"), 0)
-    c.chain(err_fan, c.msg(780, fy + 100, "set \\$1"), c.obj(780, fy + 125, f"s {LOCAL}-error"))
-    route = c.obj(620, fy + 155, "route " + " ".join(key for key, _ in fields))
+    c.connect(err_fan, 1, c.obj(x + 250, y + 164, "print vis2mus-error"), 0)
+    c.chain(err_fan, c.msg(x + 180, y + 164, "set \\$1"), c.obj(x + 180, y + 190, f"s {LOCAL}-error"))
+    route = c.obj(x, y + 220, "route " + " ".join(key for key, _ in fields))
     c.connect(kind, 2, route, 0)
     for i, (key, _) in enumerate(fields):
-        x = 620 + 30 * i
-        row = fy + 180 + 20 * (i % 3)
-        as_list = c.obj(x, row, "list")
+        fx, fy = x + 58 * i, y + 250 + 26 * (i % 3)
+        as_list = c.obj(fx, fy, "list")
         c.connect(route, i, as_list, 0)
         target = GUI_FEEDBACK.get(key, f"{LOCAL}-{key}")
-        c.chain(as_list, c.msg(x, row + 60, "set \\$1"), c.obj(x, row + 120, f"s {target}"))
+        c.chain(as_list, c.msg(fx, fy + 80, "set \\$1"), c.obj(fx, fy + 160, f"s {target}"))
         if key == "anchor":
             c.connect(as_list, 0, style, 1)
     return c.text()
