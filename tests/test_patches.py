@@ -403,6 +403,11 @@ def query_state(sock: socket.socket, port: int, seconds: float = 2.0) -> dict[st
     return state
 
 
+def share(pitches: list[int], allowed: set[int]) -> float:
+    """Fraction of ``pitches`` that lie in ``allowed``."""
+    return sum(p in allowed for p in pitches) / max(1, len(pitches))
+
+
 def _expected_pitches(anchor: str, alpha_b: float, alpha_c: float, engine_on: bool) -> set[int]:
     """Pitches of the whole loop the server renders for this state (same renderer as the server)."""
     from live.anchors import content_pieces, default_anchors
@@ -429,7 +434,11 @@ def test_pd_driver_steers_the_running_server(tmp_path):
     from benchmarks.jackrig import JackServer, Peer
     from live.anchors import default_anchors
 
-    names = sorted(default_anchors())
+    anchors = default_anchors()
+    names = sorted(anchors)
+    # switch to the anchor that shares the fewest pitches with the first, so the MIDI check bites
+    start_notes = [int(p) for p in anchors[names[0]].accompaniment[:, 1]]
+    target = min(names[1:], key=lambda n: share(start_notes, {int(p) for p in anchors[n].accompaniment[:, 1]}))
     record = tmp_path / "take.mid"
     port, reply_port = free_udp_port(), free_udp_port()
     with JackServer(f"v2mpatches{os.getpid()}"):
@@ -447,8 +456,6 @@ def test_pd_driver_steers_the_running_server(tmp_path):
                 me.bind(("127.0.0.1", 0))
                 before = _server_ready(me, port, 60.0)
                 assert before["anchor"] == names[0]
-                target = max(names)  # some anchor other than the current one
-                assert target != names[0]
                 time.sleep(2.0)  # let the first anchor play
                 t_pd = time.perf_counter()
                 pd = subprocess.Popen(pd_command(f"v2m.test run {port} {reply_port} {target}", patch="test_driver.pd"),
@@ -491,22 +498,23 @@ def test_pd_driver_steers_the_running_server(tmp_path):
     assert re.search(r"v2m-fb: vis2mus beat \d+ \d+", fb)
     assert re.search(r"vis2mus-error: .*quantum", fb), fb
     # the MIDI peer shows it: from 2 s after the switch (a beat for the splice plus the
-    # regeneration) every note comes from the new anchor's rendered loop
+    # regeneration) the notes come from the new anchor's loop, rendered as the server renders it
     engine_on = "engine     off" not in banner
     new = _expected_pitches(target, after["brightness"], after["contrast"], engine_on)
-    old_notes = {p for t, ch, p, v in notes if t < t_pd}
-    new_notes = {p for t, ch, p, v in notes if t > t_done}
+    old_notes = [p for t, ch, p, v in notes if t < t_pd]
+    new_notes = [p for t, ch, p, v in notes if t > t_done]
     assert old_notes and new_notes, f"no notes before/after the switch ({len(notes)} in all)"
-    assert not old_notes <= new, "the two anchors' pitches overlap: the check could not fail"
-    assert new_notes <= new, f"pitches {sorted(new_notes - new)} after the switch are not in {target}'s loop"
-    # so does the recording (a valid MIDI file): old-anchor pitches at first, the last two
-    # seconds (all after the switch) only from the new anchor
+    assert share(old_notes, new) < 0.7, "the two anchors share too many pitches: the check could not fail"
+    # (>= 95 %, not 100 %: a regenerated loop may differ by a rare near-tie between batch shapes)
+    assert share(new_notes, new) >= 0.95, f"pitches {sorted(set(new_notes) - new)} after the switch are not in {target}'s loop"
+    # so does the recording (a valid MIDI file): the first anchor's pitches at first, the last two
+    # seconds (all after the switch) from the new anchor
     timed, now = [], 0.0
     for m in mido.MidiFile(record):
         now += m.time
         if m.type == "note_on" and m.velocity > 0:
             timed.append((now, m.note))
     assert timed, "empty recording"
-    assert not {p for _, p in timed} <= new
-    tail = {p for t, p in timed if t > timed[-1][0] - 2.0}
-    assert tail <= new, f"recording ends with pitches {sorted(tail - new)} outside {target}'s loop"
+    assert share([p for t, p in timed if t < 1.0], new) < 0.7
+    tail = [p for t, p in timed if t > timed[-1][0] - 2.0]
+    assert share(tail, new) >= 0.95, f"recording ends with pitches {sorted(set(tail) - new)} outside {target}'s loop"
