@@ -316,6 +316,9 @@ class OscServer:
             self._error(reply_to, f"rate limit of {MESSAGES_PER_S:g} packets/s exceeded: "
                                   "packets dropped, the latest one kept for later")
             return
+        earlier = self._deferred.pop(ip, None)
+        if earlier is not None:  # keep arrival order: the kept packet is older than this one
+            self._parse(*earlier, batch)
         self._parse(data, reply_to, batch)
 
     def _take_deferred(self, batch: "_Batch") -> "_Batch":

@@ -12,12 +12,15 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.udp_client import SimpleUDPClient
 
 from live import oscspace
+from live.chords import progression_labels
 from live.osc import MAX_PACKET, OscServer, coerce, encode
 from live.params import Params, Preset
 
@@ -344,3 +347,32 @@ def test_docs_carry_the_current_address_table():
     doc = (Path(__file__).parents[1] / "docs" / "osc.md").read_text()
     assert oscspace.markdown_table() in doc, \
         "docs/osc.md is out of date: paste live.oscspace.markdown_table() into its Addresses section"
+
+
+_ARG = st.one_of(
+    st.floats(width=32), st.integers(-2**31, 2**31 - 1), st.booleans(),
+    st.text(st.characters(blacklist_characters="\x00"), max_size=20),
+    st.binary(min_size=1, max_size=8), st.sampled_from(["C Am F G", "rain", "camera", "bar", "G7 | C", ""]),
+)
+_PATH = st.one_of(st.sampled_from([a.path for a in oscspace.CONTROLS + oscspace.FEEDBACK]),
+                  st.text(st.characters(blacklist_characters="\x00"), max_size=12).map(lambda t: "/" + t))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(_PATH, st.lists(_ARG, max_size=3)), min_size=1, max_size=6))
+def test_random_well_formed_messages_keep_the_state_valid(server, client, params, messages):
+    for path, args in messages:
+        builder = OscMessageBuilder(path)
+        for arg in args:
+            builder.add_arg(arg, "f" if isinstance(arg, float) else None)
+        client.send(builder.build())
+    collect(client, 0.1)
+    state = params.snapshot()
+    assert -1.0 <= state.alpha_b <= 1.0 and -1.0 <= state.alpha_c <= 1.0
+    assert 20.0 <= state.tempo <= 300.0 and 1 <= state.velocity <= 127
+    assert state.anchor in ANCHORS and state.content in (None, "cat")
+    assert state.quantum in ("beat", "bar", "segment") and state.source in ("osc", "camera")
+    if state.chords is not None:
+        progression_labels(state.chords)
+    client.send_message(f"{P}/state", None)
+    assert state_of(collect(client, 0.1))["anchor"] == state.anchor, "the server still answers"
