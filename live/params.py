@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Callable, Iterable, Mapping, NamedTuple
 
 from live import oscspace
-from live.chords import progression_labels
+from live.chords import progression_rows
 
 log = logging.getLogger(__name__)
 
@@ -363,5 +363,5 @@ def _progression(text: object) -> str | None:
         return None
     if not isinstance(text, str):
         raise ValueError(f"chords must be text, got {type(text).__name__}")
-    progression_labels(text)
+    progression_rows(text, 1)  # parses and converts every chord of the progression
     return " ".join(text.split())
