@@ -299,21 +299,21 @@ def driver() -> str:
     1.5 s, an invalid quantum at 2 s (the server must answer with an error), a state query at
     2.5 s, and prints ``v2m-driver: done`` at 3.5 s. Every feedback message is printed as ``v2m-fb:``.
     """
-    c = Canvas(640, 480)
-    c.comment(10, 8, "Headless driver for tests: pd -nogui -nosound -open test_driver.pd -send \"v2m.test run 9000 9001 NAME\"")
+    c = Canvas(700, 560)
+    c.comment(10, 8, "headless test driver: send v2m.test run PORT REPLY ANCHOR")
     c.obj(10, 40, "vis2mus")
-    r = c.obj(10, 80, "r v2m.test")
-    run = c.obj(10, 105, "route run")
-    args = c.obj(10, 130, "unpack f f s")
-    c.chain(r, run, args)
-    name = c.obj(200, 230, "symbol")
-    c.connect(args, 2, name, 1)
-    c.connect(args, 1, c.msg(120, 160, "listen \\$1"), 0)
-    c.chain(c.count - 1, c.obj(120, 185, "s v2m.listen"))
-    start = c.obj(10, 160, "t b f")
+    args = c.obj(10, 120, "unpack f f s")
+    c.chain(c.obj(10, 70, "r v2m.test"), c.obj(10, 95, "route run"), args)
+    start = c.obj(10, 150, "t b f")
     c.chain(args, start)
-    c.connect(start, 1, c.msg(40, 185, f"connect {SERVER_HOST} \\$1"), 0)
-    c.chain(c.count - 1, c.obj(40, 210, "s v2m.connect"))
+    connect = c.msg(60, 180, f"connect {SERVER_HOST} \\$1")
+    c.connect(start, 1, connect, 0)
+    c.chain(connect, c.obj(60, 205, "s v2m.connect"))
+    listen = c.msg(260, 180, "listen \\$1")
+    c.connect(args, 1, listen, 0)
+    c.chain(listen, c.obj(260, 205, "s v2m.listen"))
+    name = c.obj(400, 180, "symbol")
+    c.connect(args, 2, name, 1)
     steps = (
         (0, "\\; v2m.play bang \\; v2m.state bang"),
         (500, "\\; v2m.brightness 0.6"),
@@ -324,13 +324,15 @@ def driver() -> str:
         (3500, "done"),
     )
     for i, (ms, text) in enumerate(steps):
-        d = c.obj(10 + 85 * i, 260, f"delay {ms}")
-        c.connect(start, 0, d, 0)
+        y = 240 + 30 * i
+        delay = c.obj(10, y, f"delay {ms}")
+        c.connect(start, 0, delay, 0)
         if text is None:
-            c.chain(d, name, c.obj(200, 290, "s v2m.anchor"))
+            c.connect(delay, 0, name, 0)
+            c.chain(name, c.obj(110, y, "s v2m.anchor"))
         elif text == "done":
-            c.chain(d, c.msg(10 + 85 * i, 290, "done"), c.obj(10 + 85 * i, 320, "print v2m-driver"))
+            c.chain(delay, c.msg(110, y, "done"), c.obj(170, y, "print v2m-driver"))
         else:
-            c.chain(d, c.msg(10 + 85 * i, 290, text))
-    c.chain(c.obj(10, 380, "r v2m.feedback"), c.obj(10, 405, "print v2m-fb"))
+            c.chain(delay, c.msg(110, y, text))
+    c.chain(c.obj(10, 470, "r v2m.feedback"), c.obj(10, 495, "print v2m-fb"))
     return c.text()
