@@ -351,20 +351,27 @@ def collect(sock: socket.socket, seconds: float) -> list[tuple[bytes, tuple[str,
 
 @needs_pd
 def test_pd_patch_formats_each_control_as_the_server_expects():
-    """Real Pd, real UDP: the GUI objects' receive names drive the same [oscformat] chains."""
+    """Real Pd, real UDP: the GUI objects' receive names drive the same [oscformat] chains, and
+    feedback is parsed both from the sending socket and from the listen port."""
+    listen = free_udp_port()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server:
         server.bind(("127.0.0.1", 0))
         port = server.getsockname()[1]
         proc = subprocess.Popen(pd_command(
-            f"v2m.connect connect 127.0.0.1 {port}", "v2m.listen listen 0",
+            f"v2m.connect connect 127.0.0.1 {port}", f"v2m.listen listen {listen}",
             "v2m.brightness 0.25", "v2m.velocity 90", "v2m.chords C G | Am F", "v2m.chords Dm G C C",
             "v2m.anchor symbol stride", "v2m.play bang"), stderr=subprocess.PIPE, text=True)
         try:
-            got = collect(server, 3.0)
+            got = collect(server, 2.0)
+            assert got, "nothing arrived from Pd"
+            server.sendto(osc("/vis2mus/error", "reply-to-the-sender"), got[0][1])
+            server.sendto(osc("/vis2mus/error", "reply-to-the-listen-port"), ("127.0.0.1", listen))
+            time.sleep(0.5)
         finally:
             proc.terminate()
-            _, errors = proc.communicate(timeout=10)
-    assert "couldn't create" not in errors and "error" not in errors.lower(), errors
+            _, log = proc.communicate(timeout=10)
+    assert "couldn't create" not in log and not re.search(r"^error:", log, re.M), log
+    assert "reply-to-the-sender" in log and "reply-to-the-listen-port" in log, log
     raw = {OscMessage(d).address: d for d, _ in got}
     messages = {OscMessage(d).address: OscMessage(d).params for d, _ in got}
     chords = [OscMessage(d).params for d, _ in got if OscMessage(d).address == "/vis2mus/chords"]
