@@ -388,13 +388,15 @@ def test_pd_patch_formats_each_control_as_the_server_expects():
 # Real Pure Data against the real server
 
 
-def _server_ready(sock: socket.socket, port: int, timeout: float) -> dict[str, object]:
+def _server_ready(sock: socket.socket, port: int, server: subprocess.Popen, log: list[str],
+                  timeout: float = 60.0) -> dict[str, object]:
+    """Wait for the server's first state reply (it may be exporting ONNX graphs first)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and server.poll() is None:
         state = query_state(sock, port, 1.0)
         if state:
             return state
-    raise AssertionError("the server did not answer /vis2mus/state")
+    raise AssertionError("the server did not answer /vis2mus/state:\n" + "".join(log))
 
 
 def query_state(sock: socket.socket, port: int, seconds: float = 2.0) -> dict[str, object]:
@@ -461,7 +463,7 @@ def test_pd_driver_steers_the_running_server(tmp_path):
         try:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as me:
                 me.bind(("127.0.0.1", 0))
-                before = _server_ready(me, port, 60.0)
+                before = _server_ready(me, port, server, log)
                 assert before["anchor"] == names[0]
                 time.sleep(2.0)  # let the first anchor play
                 t_pd = time.perf_counter()
