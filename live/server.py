@@ -10,7 +10,6 @@ SIGINT/SIGTERM: all notes off + CC 123, recording closed, exit 0.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
@@ -21,7 +20,7 @@ import numpy as np
 
 from live.clock import Clock, ExternalClock
 from live.midiout import MidiOut
-from live.notes import ONSET, STEPS, empty_notes
+from live.notes import empty_notes
 from live.recorder import Recorder, default_path
 from live.scheduler import Regenerator, Scheduler, Section, follow_velocities
 
@@ -34,14 +33,6 @@ STATUS_EVERY_S = 5.0
 def log(line: str) -> None:
     """One line on stderr, prefixed ``vis2mus:``."""
     print(f"vis2mus: {line}", file=sys.stderr, flush=True)
-
-
-def segment_notes(notes: np.ndarray, index: int) -> np.ndarray:
-    """The notes of segment ``index`` of a whole piece ``(N, 4)``, onsets made relative (0..31)."""
-    start = index * STEPS
-    rows = notes[(notes[:, ONSET] >= start) & (notes[:, ONSET] < start + STEPS)].copy()
-    rows[:, ONSET] -= start
-    return rows
 
 
 def render_key(state) -> tuple:
@@ -77,8 +68,8 @@ class Renderer:
             return n_segments, []
         if self.vis2mus is None:
             piece = content or anchor
-            sections = [Section(segment_notes(piece.accompaniment, i),
-                                segment_notes(piece.melody, i) if content is not None else empty_notes())
+            sections = [Section(piece.segment("accompaniment", i),
+                                piece.segment("melody", i) if content is not None else empty_notes())
                         for i in indices]
         else:
             from live.chords import progression_rows
@@ -88,21 +79,25 @@ class Renderer:
                                            chords=chords, content=content)
             sections = [Section(seg.accompaniment, seg.melody) for seg in rendered]
         if self.follow_velocity:
-            sections = [Section(follow_velocities(s.accompaniment, segment_notes(anchor.accompaniment, i % anchor.n_segments)),
+            sections = [Section(follow_velocities(s.accompaniment, anchor.segment("accompaniment", i % anchor.n_segments)),
                                 s.melody) for s, i in zip(sections, indices)]
         return n_segments, sections
 
 
 class StatusLine:
-    """The live status line on stderr: rewritten in place on a TTY, a periodic line otherwise."""
+    """The live status line on stderr (``mode`` ``line``): rewritten in place on a TTY, a periodic
+    line otherwise; ``log`` always prints periodic lines; ``off`` prints nothing."""
 
-    def __init__(self, stream=sys.stderr) -> None:
+    def __init__(self, mode: str = "line", stream=sys.stderr) -> None:
         self.stream = stream
-        self.tty = stream.isatty()
+        self.mode = mode
+        self.tty = mode == "line" and stream.isatty()
         self._last = 0.0
 
     def show(self, text: str) -> None:
         now = time.monotonic()
+        if self.mode == "off":
+            return
         if self.tty:
             self.stream.write("\r\x1b[2K" + text)
             self.stream.flush()
@@ -123,25 +118,20 @@ class Performance:
 
     def __init__(self, settings) -> None:
         from live.anchors import content_pieces, default_anchors
-        from live.params import Params, State
+        from live.config import build_params
 
         self.settings = settings
         self._stop = threading.Event()
         self.anchors = default_anchors()
         self.contents = content_pieces()
         self.engine, self.vis2mus, self.engine_note = self._load_engine()
-        names = list(self.anchors)
-        anchor = settings.anchor or names[0]
-        self.params = Params(names, list(self.contents), presets=settings.presets,
-                             initial=State(anchor=anchor, tempo=settings.bpm, quantum=settings.quantum,
-                                           velocity=settings.velocity,
-                                           source="camera" if self._camera_wanted() else "osc"))
+        self.params = build_params(settings, list(self.anchors), list(self.contents))
         state = self.params.snapshot()
         self.renderer = Renderer(self.anchors, self.contents, self.vis2mus, settings.follow_velocity)
         t0 = time.perf_counter()
         n_segments, sections = self.renderer(state, list(range(self.renderer.count(state))))
         self.first_render_ms = (time.perf_counter() - t0) * 1000.0
-        self.record_path = Path(settings.record) if settings.record else None
+        self.record_path = Path(settings.record) if settings.record and not settings.no_record else None
         self.recorder = Recorder(self.record_path, bpm=state.tempo) if self.record_path else None
         self.midi = MidiOut(api=settings.midi_api, port=settings.midi_port, name=settings.midi_name,
                             recorder=self.recorder, log=log)
@@ -172,16 +162,13 @@ class Performance:
             from live.engine import Engine
             from live.vis2mus import Vis2Mus
 
-            engine = Engine.from_weights(self.settings.weights, device=self.settings.device, threads=1)
+            engine = Engine.from_weights(self.settings.weights, device=self.settings.device,
+                                         threads=self.settings.threads, log=log)
             return engine, Vis2Mus(engine), engine.provider
         except Exception as exc:  # missing/corrupt weights or an ONNX failure: play on without regeneration
             line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             log(f"no regeneration ({line}); playing the anchors as they are")
             return None, None, f"off ({line})"
-
-    def _camera_wanted(self) -> bool:
-        s = self.settings
-        return s.camera is not None or bool(s.video) or bool(s.image)
 
     def _start_osc(self):
         from live.osc import OscServer
@@ -195,13 +182,12 @@ class Performance:
             return None
 
     def _start_camera(self):
-        if not self._camera_wanted():
+        s = self.settings
+        if s.camera is None and s.video is None and s.image is None:
             return None
         from live.camera import CameraSource
 
-        s = self.settings
-        spec = s.video or s.image or s.camera
-        return CameraSource(self.params, self.anchors, spec).start()
+        return CameraSource.from_settings(self.params, self.anchors, s).start()
 
     # Reactions (called from OSC/camera threads)
 
@@ -250,10 +236,17 @@ class Performance:
             f"  anchor     {state.anchor} ({self.renderer.count(state)} segments); anchors: {', '.join(self.anchors)}",
             f"  engine     {self.engine_note}",
             f"  regen      first loop rendered in {self.first_render_ms:.0f} ms",
-            f"  alpha      {'camera ' + str(s.video or s.image or s.camera) if self.camera else 'OSC faders'}",
+            f"  alpha      {self._alpha_source()}",
             f"  recording  {self.record_path if self.record_path else 'off'}",
         ]
         return "\n".join(lines)
+
+    def _alpha_source(self) -> str:
+        s = self.settings
+        if self.camera is None:
+            return "OSC faders"
+        spec = s.video if s.video is not None else s.image if s.image is not None else f"camera {s.camera}"
+        return f"{spec} (switch with /vis2mus/source osc|camera)"
 
     def status(self) -> str:
         state = self.params.snapshot()
@@ -266,7 +259,7 @@ class Performance:
     def run(self) -> None:
         """Start the threads and the clock; serve until ``stop()``."""
         print(self.banner(), file=sys.stderr, flush=True)
-        status = StatusLine()
+        status = StatusLine(mode=self.settings.status)
         self.scheduler.start()
         self.regenerator.start(self.params.snapshot())
         if self.external is None:

@@ -1,0 +1,229 @@
+"""The live server as a real subprocess (``python run_live.py``) against a private JACK server,
+a JACK MIDI peer, real UDP OSC packets (python sockets and liblo's ``oscsend``) and real files."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+
+from benchmarks.jackrig import JackServer, Peer, connect, jackd_available, wait_for_port
+from live.osc import encode
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = [pytest.mark.jack, pytest.mark.slow,
+              pytest.mark.skipif(not jackd_available(), reason="jackd not installed (apt-get install jackd2)")]
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def jack():
+    with JackServer(f"v2msrv{os.getpid()}") as server:
+        yield server
+
+
+class Server:
+    """``python run_live.py`` with its output collected in a file."""
+
+    def __init__(self, tmp: Path, *args: str) -> None:
+        self.osc_port = free_udp_port()
+        self.record = tmp / "take.mid"
+        self.log_path = tmp / "server.log"
+        self._log = open(self.log_path, "w")
+        cmd = [sys.executable, "run_live.py", "--midi-api", "jack", "--osc-port", str(self.osc_port),
+               "--record", str(self.record), "--status", "log", *args]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def output(self) -> str:
+        return self.log_path.read_text()
+
+    def wait_for(self, text: str, timeout: float = 50.0) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            assert self.proc.poll() is None, f"server exited early:\n{self.output()}"
+            assert time.monotonic() < deadline, f"no {text!r} in time:\n{self.output()}"
+            time.sleep(0.1)
+
+    def terminate(self, sig: int = signal.SIGTERM) -> int:
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=20)
+        finally:
+            self._log.close()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def server_factory(tmp_path):
+    started = []
+
+    def start(*args: str) -> Server:
+        srv = Server(tmp_path, *args)
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in started:
+        srv.kill()
+
+
+def wait_for_notes(peer: Peer, count: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(peer.note_ons()) < count:
+        assert time.monotonic() < deadline, f"only {len(peer.note_ons())} note-ons arrived"
+        time.sleep(0.05)
+
+
+def recorded_notes(path: Path) -> tuple[int, int]:
+    """(note-ons, note-offs) in a recording; mido raises on an invalid file."""
+    mid = mido.MidiFile(path)
+    ons = sum(1 for m in mid.tracks[0] if m.type == "note_on" and m.velocity > 0)
+    offs = sum(1 for m in mid.tracks[0] if m.type == "note_off" or (m.type == "note_on" and m.velocity == 0))
+    return ons, offs
+
+
+def test_bars_arrive_at_the_set_tempo_on_the_grid_and_sigterm_mid_bar_closes_every_note(jack, server_factory):
+    peer = Peer("peer")
+    srv = server_factory("--midi-port", peer.port, "--bpm", "150", "--clock-out", "--anchor", "block_chords")
+    wait_for_notes(peer, 12)
+    time.sleep(2.0)
+    deadline = time.monotonic() + 10
+    while not peer.held() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    held_before = peer.held()
+    assert held_before, "expected sounding notes when the signal arrives"
+    assert srv.terminate() == 0
+    time.sleep(0.3)
+    assert peer.held() == set()
+    messages = peer.snapshot()
+    ticks = np.array([t for t, m in messages if m == [0xF8]])
+    assert len(ticks) > 100
+    assert np.median(np.diff(ticks)) == pytest.approx(60.0 / (150 * 24), rel=0.05)
+    assert [0xFA] in [m for _, m in messages]
+    ons = peer.note_ons()
+    step = 60.0 / 150 / 4
+    t0 = ons[0][0]
+    phase = np.array([((t - t0) / step) % 1.0 for t, *_ in ons])
+    off_grid = np.minimum(phase, 1 - phase) * step
+    assert np.percentile(off_grid, 95) < 0.006
+    assert any(m[0] & 0xF0 == 0xB0 and m[1] == 123 for _, m in messages)
+    ons_file, offs_file = recorded_notes(srv.record)
+    assert ons_file == len(ons) and offs_file >= ons_file
+    assert "recording closed" in srv.output()
+    peer.close()
+
+
+def test_malformed_osc_flood_leaves_it_playing_with_every_note_closed(jack, server_factory):
+    peer = Peer("peer")
+    srv = server_factory("--midi-port", peer.port, "--bpm", "200")
+    wait_for_notes(peer, 4)
+    rng = random.Random(7)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.5)
+    target = ("127.0.0.1", srv.osc_port)
+    bad = [
+        encode("/vis2mus/brightness", float("nan")),
+        encode("/vis2mus/contrast", float("inf")),
+        encode("/vis2mus/brightness", "loud"),
+        encode("/vis2mus/brightness"),
+        encode("/vis2mus/tempo", 1e9),
+        encode("/vis2mus/anchor", "no-such-anchor"),
+        encode("/vis2mus/chords", "X## Hm7b13 |||"),
+        encode("/nowhere", 1),
+        b"/vis2mus/brightness\x00,f\x00\x00\x7f",
+        b"#bundle\x00" + b"\xff" * 40,
+        b"/" + b"a" * 8000,
+    ]
+    started = time.monotonic()
+    sent = 0
+    while time.monotonic() - started < 3.0:
+        for packet in bad:
+            sock.sendto(packet, target)
+            sent += 1
+        sock.sendto(bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 600))), target)
+        sent += 1
+        time.sleep(0.001)
+    subprocess.run(["oscsend", "127.0.0.1", str(srv.osc_port), "/vis2mus/brightness", "s", "bright"], check=True)
+    errors = 0
+    until = time.monotonic() + 2.0
+    while time.monotonic() < until:
+        try:
+            data, _ = sock.recvfrom(65536)
+        except socket.timeout:
+            break
+        errors += data.startswith(b"/vis2mus/error")
+    assert errors > 0
+    count = len(peer.note_ons())
+    time.sleep(1.5)
+    assert srv.proc.poll() is None
+    assert len(peer.note_ons()) > count, "the music stopped after the flood"
+    assert srv.terminate() == 0
+    time.sleep(0.3)
+    assert peer.held() == set()
+    recorded_notes(srv.record)
+    sock.close()
+    peer.close()
+
+
+def test_peer_killed_and_restarted_stream_resumes(jack, server_factory):
+    peer = Peer("peer")
+    srv = server_factory("--midi-port", peer.port, "--bpm", "200")
+    wait_for_notes(peer, 4)
+    peer.close()
+    time.sleep(1.5)
+    srv.wait_for("MIDI port lost")
+    peer = Peer("peer")
+    wait_for_notes(peer, 4, timeout=10)
+    srv.wait_for("MIDI port back")
+    assert srv.terminate() == 0
+    time.sleep(0.3)
+    assert peer.held() == set()
+    peer.close()
+
+
+def test_no_midi_backend_one_line_and_the_recording_goes_on(tmp_path, server_factory, monkeypatch):
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", f"v2mabsent{os.getpid()}")
+    srv = server_factory("--bpm", "240")
+    srv.wait_for("no MIDI output")
+    srv.wait_for("recording")
+    time.sleep(3.0)
+    assert srv.terminate() == 0
+    line = [l for l in srv.output().splitlines() if "no MIDI output" in l]
+    assert len(line) == 1 and "JACK" in line[0]
+    ons, offs = recorded_notes(srv.record)
+    assert ons > 0 and offs >= ons
+
+
+def test_default_virtual_port_vis2mus_reaches_a_connected_peer(jack, server_factory):
+    srv = server_factory("--bpm", "200")
+    assert wait_for_port("Vis2Mus:out"), srv.output()
+    peer = Peer("peer")
+    assert connect("Vis2Mus:out", peer.port)
+    wait_for_notes(peer, 4)
+    assert "virtual output 'Vis2Mus:out'" in srv.output()
+    assert srv.terminate() == 0
+    time.sleep(0.3)
+    assert peer.held() == set()
+    peer.close()
