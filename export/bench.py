@@ -2,7 +2,7 @@
 
 Compares, on the same weights and segments: (a) the ONNX engine, (b) eager torch decoding every
 slot as upstream does (no early exit), (c) eager torch with early exit; at batch 1 and 4, one thread
-each. Prints wall-clock p50/p99 (and the CPU time of the calling thread, which shows how much of
+each (``--threads`` to change). Prints wall-clock p50/p99 (and the CPU time of the calling thread, which shows how much of
 the wall time other processes took), the ratios, notes per segment and the floor of the engine: the sequential graph
 calls it actually made times the measured time of one call of each graph.
 """
@@ -63,17 +63,27 @@ def _graph_call_times(engine: Engine, z: np.ndarray, runs: int) -> dict[str, flo
             for name, feed in feeds.items()}
 
 
-def run_bench(weights: Path, runs: int) -> dict:
+def typical_segments(n: int = 4, pool: int = 64) -> tuple[str, np.ndarray, np.ndarray]:
+    """The ``n`` segments of a ``pool`` spread over the validation songs (or generated) whose note
+    counts are closest to the pool's median -> (description, chord rows, pr_mat)."""
+    source, rows, pr = parity_segments(pool)
+    counts = (pr > 0).sum(axis=(1, 2))
+    chosen = np.sort(np.argsort(np.abs(counts - np.median(counts)), kind="stable")[:n])
+    return (f"{n} segments with median note counts ({', '.join(str(c) for c in counts[chosen])} notes) "
+            f"of {source}"), rows[chosen], pr[chosen]
+
+
+def run_bench(weights: Path, runs: int, threads: int = 1) -> dict:
     """All figures of the benchmark as a dict (times in ms)."""
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     folder = graphs.ensure_graphs(weights, log=print)
-    engine = Engine(folder, device="cpu", threads=1)
+    engine = Engine(folder, device="cpu", threads=threads)
     model = load_weights(weights)
-    source, rows, pr = parity_segments(4)
+    source, rows, pr = typical_segments()
     with torch.no_grad():
         z_chd = model.chord_enc(torch.from_numpy(rows))[0].numpy()
     maps = engine.texture_map(pr)
-    result: dict = {"weights": str(weights), "segments": source, "runs": runs, "threads": 1,
+    result: dict = {"weights": str(weights), "segments": source, "runs": runs, "threads": threads,
                     "provider": engine.provider, "load_before": os.getloadavg(), "batches": {}}
     for batch in (1, 4):
         fmap, zc = maps[:batch], z_chd[:batch]
@@ -117,7 +127,8 @@ def run_bench(weights: Path, runs: int) -> dict:
 
 def print_table(result: dict) -> None:
     """Human-readable table of :func:`run_bench`'s result."""
-    print(f"weights {result['weights']}; {result['segments']}; {result['runs']} runs; 1 thread; "
+    print(f"weights {result['weights']}; {result['segments']}; {result['runs']} runs; "
+          f"{result['threads']} thread(s); "
           f"{result['provider']}; load avg before {result['load_before'][0]:.2f}, "
           f"after {result['load_after'][0]:.2f} (machine has {os.cpu_count()} cores)")
     print(f"{'method':34s} {'batch':>5s} {'p50 ms':>8s} {'p99 ms':>8s} {'CPU p50 ms':>10s}")
@@ -143,11 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vis2mus-bench", description=__doc__.splitlines()[0])
     parser.add_argument("--weights", help="weights .pt (default: weights/polydis-small.pt)")
     parser.add_argument("--runs", type=int, default=50, help="timed runs per figure (default 50)")
+    parser.add_argument("--threads", type=int, default=1, help="onnxruntime and torch threads (default 1)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     weights = Path(args.weights) if args.weights else graphs.default_weights()
     try:
-        result = run_bench(weights, max(args.runs, 1))
+        result = run_bench(weights, max(args.runs, 1), max(args.threads, 1))
     except (graphs.GraphError, FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"vis2mus-bench: error: {graphs.one_line(exc)}", file=sys.stderr)
         return 2
