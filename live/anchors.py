@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from live.chords import ChordError, labels_to_rows, progression_labels, recognize_chords, symbol_to_label
-from live.midifile import STEPS_PER_BAR, MidiFormatError, read_midi
+from live.midifile import MidiFormatError, read_midi
 from live.notes import ONSET, STEPS, empty_notes
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -56,11 +56,6 @@ class Anchor:
     bpm: float
     n_segments: int
     digest: str = field(repr=False)
-
-    @property
-    def n_beats(self) -> int:
-        """Beats in the piece ``n_segments * 8``."""
-        return self.n_segments * BEATS_PER_SEGMENT
 
     def segment(self, part: str, index: int) -> np.ndarray:
         """Notes ``(n, 4)`` of ``part`` ("accompaniment" or "melody") in 2-bar segment ``index``,
