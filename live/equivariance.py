@@ -132,8 +132,11 @@ def format_report(report: dict) -> str:
     lines = ["Changes against the same anchor decoded at alpha 0:", header, "-" * len(header)]
     for name, entry in report["anchors"].items():
         base = entry["baseline"]
-        lines.append(f"{name:<14} {'alpha 0':<10} {'':>6} " + " ".join(f"{base[k]:>9.2f}" for k in keys)
-                     + "   (baseline values)")
+        composed = entry["original"]
+        lines.append(f"{name:<14} {'composed':<10} {'':>6} " + " ".join(f"{composed[k]:>9.2f}" for k in MUSIC)
+                     + "   (the anchor's own notes)")
+        lines.append(f"{'':<14} {'alpha 0':<10} {'':>6} " + " ".join(f"{base[k]:>9.2f}" for k in keys)
+                     + "   (decoded: the baseline)")
         for row in entry["rows"]:
             lines.append(f"{'':<14} {row['transform']:<10} {row['alpha']:>+6.2f} "
                          + " ".join(f"{row['delta'][k]:>+9.2f}" for k in keys))
