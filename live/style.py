@@ -13,7 +13,8 @@ Music side (Vis2Mus, spec section 5.4):
 Image side: :func:`blend_images` is an honest, non-neural picture of content x style. It takes
 no learned style transfer. The sketch's tones are re-coloured with the style image's own colours
 at the same luminance (a palette lookup), laid over a faint copy of the style picture's texture,
-and the sketch's pencil lines are drawn in the style's darkest colour.
+and the sketch's pencil lines are drawn in the style's darkest colour (its lightest when the style
+is dark).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def blend_images(content: np.ndarray, style: np.ndarray, texture: float = 0.45) 
     ``content`` and ``style`` are ``(H, W, 3)`` uint8 images (the style is resized to the
     content's size). Each content pixel takes the style palette colour at its own luminance. A
     ``texture`` share of the resized style picture is mixed in. Lines (dark strokes and edges of
-    the sketch) are drawn in the palette's darkest colour.
+    the sketch) are drawn in the palette's darkest colour, or its lightest on a dark style.
     """
     if content.ndim != 3 or content.shape[2] != 3 or style.ndim != 3 or style.shape[2] != 3:
         raise ValueError(f"blend_images needs two (H, W, 3) images, got {content.shape} and {style.shape}")
@@ -93,5 +94,7 @@ def blend_images(content: np.ndarray, style: np.ndarray, texture: float = 0.45) 
     edges = cv2.Canny(cv2.GaussianBlur(gray, (3, 3), 0), 40, 120).astype(np.float32) / 255.0
     ink = np.clip((0.75 - lum) / 0.45, 0.0, 1.0)
     strokes = cv2.GaussianBlur(np.maximum(ink, 0.6 * edges), (3, 3), 0)[..., None]
-    out = base * (1.0 - strokes) + colours[0] * 0.6 * strokes
+    dark_ground = float(base.reshape(-1, 3).mean(axis=0) @ _LUMA) < 100.0
+    ink = colours[-1] if dark_ground else colours[0] * 0.6
+    out = base * (1.0 - strokes) + ink * strokes
     return np.clip(out, 0, 255).astype(np.uint8)

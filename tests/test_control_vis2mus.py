@@ -200,3 +200,11 @@ def test_blend_keeps_the_sketch_lines_in_the_style_colours():
     assert np.abs(out[paper].astype(float) - content[paper]).mean() > 50
     backdrop = cv2.resize(style, content.shape[1::-1], interpolation=cv2.INTER_AREA).astype(float) @ [0.299, 0.587, 0.114]
     assert np.corrcoef(out_lum[paper], backdrop[paper])[0, 1] > 0.5
+
+
+def test_blend_draws_light_lines_on_a_dark_style():
+    content = content_pieces()["lullaby"].image
+    out = blend_images(content, default_anchors()["sparse_ballad"].image)
+    lum = content.astype(float) @ [0.299, 0.587, 0.114]
+    out_lum = out.astype(float) @ [0.299, 0.587, 0.114]
+    assert out_lum[lum < 120].mean() > out_lum[lum > 230].mean() + 40
