@@ -54,9 +54,10 @@ def slots_per_step(grid: np.ndarray) -> np.ndarray:
 def _graph_call_times(engine: Engine, z: np.ndarray, runs: int) -> dict[str, float]:
     """Median seconds of one call of each decoder graph at batch ``len(z)``, on real states."""
     first = engine.run_graph("dec_first", {"z": z})
-    z_x, sos, h_time, hx, _, _, emb, h_notes, hh_notes = first
+    z_x, sos, sos_x, h_time, hx, _, _, emb, h_notes, hh_notes = first
     embs = np.stack([sos, emb, emb], axis=1)
-    step_feed = {"embs": embs, "lengths": np.full(len(z), 3, np.int64), "z_x": z_x, "h_time": h_time}
+    step_feed = {"embs": embs, "lengths": np.full(len(z), 3, np.int64), "z_x": z_x, "sos_x": sos_x,
+                 "h_time": h_time}
     note_feed = {"hx": hx, "prev": emb, "h_notes": h_notes, "hh_notes": hh_notes}
     feeds = {"dec_first": {"z": z}, "dec_step": step_feed, "dec_note": note_feed}
     return {name: float(np.median(_timed(lambda: engine.run_graph(name, feed), runs * 4)[0]))

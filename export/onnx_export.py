@@ -165,11 +165,12 @@ class _DecoderParts(nn.Module):
         hh_notes = torch.addmm(self.notes_hh_b, h_notes, self.notes_hh_w.t())
         return h_time, hx, h_notes, hh_notes
 
-    def note_slot(self, hx: torch.Tensor, prev: torch.Tensor, h_notes: torch.Tensor, hh_notes: torch.Tensor
+    def note_slot(self, x_proj: torch.Tensor, h_notes: torch.Tensor, hh_notes: torch.Tensor
                   ) -> tuple[torch.Tensor, ...]:
-        """One greedy note slot -> ``pitch (B,)``, ``bits (B, 5)``, ``emb (B, E)``, ``h_notes``,
+        """One greedy note slot from the notes-GRU input projection ``x_proj`` (``hx`` plus the
+        previous note's part) -> ``pitch (B,)``, ``bits (B, 5)``, ``emb (B, E)``, ``h_notes``,
         ``hh_notes`` (the recurrent projection of the new ``h_notes``)."""
-        h_notes = _cell(torch.addmm(hx, prev, self.notes_emb_w.t()), hh_notes, h_notes, self.notes_hidden)
+        h_notes = _cell(x_proj, hh_notes, h_notes, self.notes_hidden)
         logits, dur_part, hh_notes = torch.split(torch.addmm(self.notes_post_b, h_notes, self.notes_post_w.t()),
                                                  list(self.sizes), dim=-1)
         pitch = logits.argmax(-1)
@@ -220,9 +221,10 @@ class DecFirstGraph(nn.Module):
         z_x = torch.addmm(parts.time_ih_b, z_in, parts.time_z_w.t())
         token = parts.token0.expand(z.shape[0], -1)
         sos = parts.sos(z)
+        sos_x = sos @ parts.notes_emb_w.t()
         h_time, hx, h_notes, hh_notes = parts.time_step(token, z_x, h_time)
-        pitch, bits, emb, h_notes, hh_notes = parts.note_slot(hx, sos, h_notes, hh_notes)
-        return z_x, sos, h_time, hx, pitch, bits, emb, h_notes, hh_notes
+        pitch, bits, emb, h_notes, hh_notes = parts.note_slot(hx + sos_x, h_notes, hh_notes)
+        return z_x, sos, sos_x, h_time, hx, pitch, bits, emb, h_notes, hh_notes
 
 
 class DecStepGraph(nn.Module):
@@ -230,10 +232,10 @@ class DecStepGraph(nn.Module):
         super().__init__()
         self.parts = parts
 
-    def forward(self, embs, lengths, z_x, h_time):
+    def forward(self, embs, lengths, z_x, sos_x, h_time):
         token = self.parts.summary(embs, lengths)
         h_time, hx, h_notes, hh_notes = self.parts.time_step(token, z_x, h_time)
-        pitch, bits, emb, h_notes, hh_notes = self.parts.note_slot(hx, embs[:, 0], h_notes, hh_notes)
+        pitch, bits, emb, h_notes, hh_notes = self.parts.note_slot(hx + sos_x, h_notes, hh_notes)
         return h_time, hx, pitch, bits, emb, h_notes, hh_notes
 
 
@@ -243,7 +245,8 @@ class DecNoteGraph(nn.Module):
         self.parts = parts
 
     def forward(self, hx, prev, h_notes, hh_notes):
-        return self.parts.note_slot(hx, prev, h_notes, hh_notes)
+        parts = self.parts
+        return parts.note_slot(torch.addmm(hx, prev, parts.notes_emb_w.t()), h_notes, hh_notes)
 
 
 def _graph_specs(model: PolyDis) -> dict[str, tuple[nn.Module, tuple, list[str], list[str], dict]]:
@@ -264,11 +267,13 @@ def _graph_specs(model: PolyDis) -> dict[str, tuple[nn.Module, tuple, list[str],
         "texture_head": (TextureHeadGraph(model), (torch.rand(b, 10, 8, 29),), ["feature_map"], ["z_txt"],
                          {"feature_map": batch, "z_txt": batch}),
         "dec_first": (DecFirstGraph(parts), (torch.randn(b, 2 * cfg.z_dim),), ["z"],
-                      ["z_x", "sos"] + step_out, {n: batch for n in ["z", "z_x", "sos"] + step_out}),
+                      ["z_x", "sos", "sos_x"] + step_out,
+                      {n: batch for n in ["z", "z_x", "sos", "sos_x"] + step_out}),
         "dec_step": (DecStepGraph(parts),
-                     (torch.randn(b, steps, cfg.note_emb), torch.tensor([1, steps]), z_x, h_time),
-                     ["embs", "lengths", "z_x", "h_time"], step_out,
-                     {"embs": {0: "batch", 1: "length"}, "lengths": batch, "z_x": batch,
+                     (torch.randn(b, steps, cfg.note_emb), torch.tensor([1, steps]), z_x,
+                      torch.randn(b, 3 * cfg.notes_hidden), h_time),
+                     ["embs", "lengths", "z_x", "sos_x", "h_time"], step_out,
+                     {"embs": {0: "batch", 1: "length"}, "lengths": batch, "z_x": batch, "sos_x": batch,
                       "h_time": batch, **{n: batch for n in step_out}}),
         "dec_note": (DecNoteGraph(parts),
                      (torch.randn(b, 3 * cfg.notes_hidden), torch.randn(b, cfg.note_emb),

@@ -118,11 +118,11 @@ class Engine:
         grid = np.full((batch, STEPS, DECODE_SLOTS, 1 + DUR_BITS), DUR_PAD, dtype=np.int64)
         grid[..., 0] = PAD
         run_step, run_note = self._sessions["dec_step"].run, self._sessions["dec_note"].run
-        z_x, sos, h_time, hx, pitch, bits, emb, h_notes, hh_notes = self.run_graph("dec_first", {"z": z})
+        z_x, sos, sos_x, h_time, hx, pitch, bits, emb, h_notes, hh_notes = self.run_graph("dec_first", {"z": z})
         for t in range(STEPS):
             if t:
                 h_time, hx, pitch, bits, emb, h_notes, hh_notes = run_step(
-                    None, {"embs": embs, "lengths": lengths, "z_x": z_x, "h_time": h_time})
+                    None, {"embs": embs, "lengths": lengths, "z_x": z_x, "sos_x": sos_x, "h_time": h_time})
             pitches, bit_rows, embs_t = [pitch], [bits], [sos, emb]
             done = pitch == EOS
             while len(pitches) < DECODE_SLOTS and not done.all():
@@ -133,11 +133,12 @@ class Engine:
                 embs_t.append(emb)
                 done |= pitch == EOS
             tokens = np.stack(pitches, axis=1)
+            grid[:, t, :len(pitches), 0] = tokens
+            grid[:, t, :len(pitches), 1:] = np.stack(bit_rows, axis=1)
             is_eos = tokens == EOS
-            stop = np.where(is_eos.any(axis=1), is_eos.argmax(axis=1), DECODE_SLOTS)
-            keep = np.arange(len(pitches)) <= stop[:, None]
-            grid[:, t, :len(pitches), 0] = np.where(keep, tokens, PAD)
-            grid[:, t, :len(pitches), 1:] = np.where(keep[..., None], np.stack(bit_rows, axis=1), DUR_PAD)
+            lengths = np.where(is_eos.any(axis=1), is_eos.argmax(axis=1), DECODE_SLOTS) + 1
             embs = np.stack(embs_t, axis=1)
-            lengths = stop + 1
+        eos = grid[..., 0] == EOS
+        after_eos = (np.cumsum(eos, axis=-1) - eos) > 0
+        grid[after_eos] = (PAD,) + (DUR_PAD,) * DUR_BITS
         return grid
