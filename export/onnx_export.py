@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
@@ -192,6 +193,8 @@ class _DecoderParts(nn.Module):
 
 
 class ChordEncGraph(nn.Module):
+    """Chord rows -> posterior mean of ``z_chd``."""
+
     def __init__(self, model: PolyDis):
         super().__init__()
         self.enc = model.chord_enc
@@ -201,6 +204,8 @@ class ChordEncGraph(nn.Module):
 
 
 class TextureHeadGraph(nn.Module):
+    """Feature map -> posterior mean of ``z_txt``."""
+
     def __init__(self, model: PolyDis):
         super().__init__()
         self.head = model.texture_head
@@ -210,6 +215,8 @@ class TextureHeadGraph(nn.Module):
 
 
 class DecFirstGraph(nn.Module):
+    """``z`` -> the per-segment projections and the first time step with its first slot."""
+
     def __init__(self, parts: _DecoderParts):
         super().__init__()
         self.parts = parts
@@ -228,6 +235,8 @@ class DecFirstGraph(nn.Module):
 
 
 class DecStepGraph(nn.Module):
+    """Summary of the previous step + one time step + its first note slot."""
+
     def __init__(self, parts: _DecoderParts):
         super().__init__()
         self.parts = parts
@@ -240,6 +249,8 @@ class DecStepGraph(nn.Module):
 
 
 class DecNoteGraph(nn.Module):
+    """One further note slot."""
+
     def __init__(self, parts: _DecoderParts):
         super().__init__()
         self.parts = parts
@@ -314,7 +325,7 @@ def export_graphs(weights: str | Path, out: str | Path, digest: str | None = Non
         for name, (module, args, inputs, outputs, axes) in _graph_specs(model).items():
             log(f"  {name}")
             path = out / f"{name}.onnx"
-            tmp = out / f"{name}.onnx.tmp"
+            tmp = out / f"{name}.onnx.{os.getpid()}.tmp"
             torch.onnx.export(module, args, str(tmp), input_names=inputs, output_names=outputs,
                               dynamic_axes=axes, opset_version=OPSET, dynamo=False)
             tmp.replace(path)
@@ -329,7 +340,9 @@ def export_graphs(weights: str | Path, out: str | Path, digest: str | None = Non
         "graphs": {name: {"file": f"{name}.onnx", "nodes": nodes[name]} for name in graphs.GRAPH_NAMES},
         "export_seconds": round(time.perf_counter() - start, 2),
     }
-    (out / graphs.MANIFEST).write_text(json.dumps(manifest, indent=2))
+    tmp = out / f"{graphs.MANIFEST}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2))
+    tmp.replace(out / graphs.MANIFEST)
     return manifest
 
 
