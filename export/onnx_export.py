@@ -82,6 +82,32 @@ class _PackedBiGRU(torch.autograd.Function):
         return g.op("Reshape", batch_major, g.op("Constant", value_t=torch.tensor([0, -1])))
 
 
+class _GRUStep(torch.autograd.Function):
+    """One step of a one-layer GRU, ``x`` ``(B, I)``, ``h`` ``(B, H)`` -> ``(B, H)``, with weights in
+    ONNX layout (``w`` ``(1, 3H, I)``, ``r`` ``(1, 3H, H)``, ``b`` ``(1, 6H)``, gates z, r, h,
+    ``linear_before_reset``). Exports as one ONNX ``GRU`` op."""
+
+    @staticmethod
+    def forward(ctx, x, h, w, r, b):
+        size = h.shape[-1]
+        gx = x @ w[0].t() + b[0, :3 * size]
+        gh = h @ r[0].t() + b[0, 3 * size:]
+        z = torch.sigmoid(gx[:, :size] + gh[:, :size])
+        rr = torch.sigmoid(gx[:, size:2 * size] + gh[:, size:2 * size])
+        n = torch.tanh(gx[:, 2 * size:] + rr * gh[:, 2 * size:])
+        return (1 - z) * n + z * h
+
+    @staticmethod
+    def symbolic(g, x, h, w, r, b):
+        axis = g.op("Constant", value_t=torch.tensor([0]))
+        hidden = r.type().sizes()[-1]
+        no_lengths = g.op("prim::Constant")
+        no_lengths.setType(torch._C.OptionalType.ofTensor())
+        _, y_h = g.op("GRU", g.op("Unsqueeze", x, axis), w, r, b, no_lengths, g.op("Unsqueeze", h, axis),
+                      hidden_size_i=hidden, linear_before_reset_i=1, outputs=2)
+        return g.op("Squeeze", y_h, axis)
+
+
 def _buffer(*parts: torch.Tensor) -> torch.Tensor:
     """Detached copy of ``parts`` concatenated along dim 0."""
     return torch.cat([p.detach() for p in parts], dim=0).clone()
@@ -122,13 +148,13 @@ class _DecoderParts(nn.Module):
                                                      notes_gru.weight_hh_l0))
         self.register_buffer("notes_post_b", _buffer(dec.pitch_out.bias, dec.dur_hid.bias, notes_gru.bias_hh_l0))
         self.register_buffer("dur_logit_w", _buffer(dec.dur_hid.weight[:, hn:]))
-        self.register_buffer("dur_hh_w", _buffer(dur_gru.weight_hh_l0))
-        self.register_buffer("dur_hh_b", _buffer(dur_gru.bias_hh_l0))
-        # bit symbol -> duration GRU input projection (rows of W_ih plus bias)
-        self.register_buffer("dur_in_table", _buffer((dur_gru.weight_ih_l0 + dur_gru.bias_ih_l0[:, None]).t()))
-        # h_dur -> [bit logits, next recurrent projection]
-        self.register_buffer("dur_post_w", _buffer(dec.dur_out.weight, dur_gru.weight_hh_l0))
-        self.register_buffer("dur_post_b", _buffer(dec.dur_out.bias, dur_gru.bias_hh_l0))
+        self.register_buffer("dur_w", _onnx_gates(dur_gru.weight_ih_l0).unsqueeze(0))
+        self.register_buffer("dur_r", _onnx_gates(dur_gru.weight_hh_l0).unsqueeze(0))
+        self.register_buffer("dur_b", torch.cat([_onnx_gates(dur_gru.bias_ih_l0),
+                                                 _onnx_gates(dur_gru.bias_hh_l0)]).unsqueeze(0))
+        self.register_buffer("dur_out_w", _buffer(dec.dur_out.weight))
+        self.register_buffer("dur_out_b", _buffer(dec.dur_out.bias))
+        self.register_buffer("bit_onehot", torch.eye(3))
         # pitch token -> its embedding column plus bias; duration bits -> their columns
         emb_w = dec.note_embedding.weight
         self.register_buffer("emb_table", _buffer((emb_w[:, :PITCH_CLASSES] + dec.note_embedding.bias[:, None]).t()))
@@ -176,16 +202,13 @@ class _DecoderParts(nn.Module):
                                                  list(self.sizes), dim=-1)
         pitch = logits.argmax(-1)
         h_dur = torch.addmm(dur_part, logits, self.dur_logit_w.t())
-        h_proj = torch.addmm(self.dur_hh_b, h_dur, self.dur_hh_w.t())
-        x_proj = self.dur_in_table[BIT_START].unsqueeze(0)
+        bit_in = self.bit_onehot[BIT_START].unsqueeze(0).expand(h_dur.shape[0], 3)
         bits = []
         for _ in range(DUR_BITS):
-            h_dur = _cell(x_proj, h_proj, h_dur, self.dur_hidden)
-            bit_logits, h_proj = torch.split(torch.addmm(self.dur_post_b, h_dur, self.dur_post_w.t()),
-                                             [2, 3 * self.dur_hidden], dim=-1)
-            bit = bit_logits.argmax(-1)
+            h_dur = _GRUStep.apply(bit_in, h_dur, self.dur_w, self.dur_r, self.dur_b)
+            bit = torch.addmm(self.dur_out_b, h_dur, self.dur_out_w.t()).argmax(-1)
             bits.append(bit)
-            x_proj = F.embedding(bit, self.dur_in_table)
+            bit_in = F.embedding(bit, self.bit_onehot)
         is_note = (pitch < PITCHES).unsqueeze(-1)
         bits = torch.where(is_note, torch.stack(bits, dim=-1), torch.full_like(pitch, DUR_PAD).unsqueeze(-1))
         emb = F.embedding(pitch, self.emb_table) + bits.float() @ self.emb_bits_w

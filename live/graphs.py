@@ -30,7 +30,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-EXPORTER_VERSION = "3"
+EXPORTER_VERSION = "4"
 MANIFEST = "manifest.json"
 GRAPH_NAMES = ("chord_enc", "texture_cnn", "texture_head", "dec_first", "dec_step", "dec_note")
 DEFAULT_WEIGHTS_NAME = "polydis-small.pt"
