@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import os
 import queue
 import sys
 import threading
@@ -43,6 +44,7 @@ SPIN_S = 0.0012
 MAX_SLEEP_S = 0.01
 LATE_S = 0.002
 SKIP_S = 0.5
+RT_PRIORITY = 10
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ class Scheduler:
         self._epoch = -1
         self._running = False
         self._thread: threading.Thread | None = None
+        self.priority = "not started"
 
     # Control (any thread)
 
@@ -194,7 +197,16 @@ class Scheduler:
                 time.sleep(min(remaining - SPIN_S, MAX_SLEEP_S))
         return None
 
+    def _raise_priority(self) -> None:
+        """Best effort: SCHED_FIFO for the send thread (needs RLIMIT_RTPRIO or CAP_SYS_NICE)."""
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(RT_PRIORITY))
+            self.priority = f"SCHED_FIFO {RT_PRIORITY}"
+        except (AttributeError, OSError) as exc:
+            self.priority = f"normal ({getattr(exc, 'strerror', None) or 'no SCHED_FIFO here'})"
+
     def _run(self) -> None:
+        self._raise_priority()
         tick = 0
         while self._running:
             if self.clock.epoch != self._epoch:

@@ -22,12 +22,13 @@ from live.clock import Clock, ExternalClock
 from live.midiout import MidiOut
 from live.notes import empty_notes
 from live.recorder import Recorder, default_path
-from live.scheduler import Regenerator, Scheduler, Section, follow_velocities
+from live.scheduler import LATE_S, Regenerator, Scheduler, Section, follow_velocities
 
 GIL_SWITCH_S = 0.0005
 TICK_S = 0.05
 PORT_CHECK_S = 0.5
 STATUS_EVERY_S = 5.0
+START_DELAY_S = 0.3  # lets a freshly made MIDI connection settle before beat 0
 
 
 def log(line: str) -> None:
@@ -210,8 +211,8 @@ class Performance:
     def play(self) -> None:
         """Start the transport from the next beat (or follow the external clock)."""
         if self.external is None and not self.clock.running:
-            self.clock.start(beat=float(np.ceil(self.clock.beat())))
             self.scheduler.transport("start")
+            self.clock.start(beat=float(np.ceil(self.clock.beat())))
 
     def pause(self) -> None:
         """Stop the transport; all notes off."""
@@ -263,8 +264,8 @@ class Performance:
         self.scheduler.start()
         self.regenerator.start(self.params.snapshot())
         if self.external is None:
-            self.clock.start(beat=0.0)
             self.scheduler.transport("start")
+            self.clock.start(beat=0.0, at=time.perf_counter() + START_DELAY_S)
         last_bar = -1
         next_check = time.monotonic() + PORT_CHECK_S
         try:
@@ -301,6 +302,18 @@ class Performance:
         if self.recorder is not None:
             self.recorder.close()
             log(f"recording closed: {self.record_path} ({self.recorder.events} events)")
+        log(self.summary())
+
+    def summary(self) -> str:
+        """One line of timing figures for the whole run."""
+        sch, regen = self.scheduler, self.regenerator
+        lateness = np.array(sch.lateness) * 1000.0
+        if len(lateness) == 0:
+            return "played no steps"
+        p50, p99, worst = np.percentile(lateness, [50, 99, 100])
+        return (f"played {sch.steps} steps, late {sch.late} (>{LATE_S * 1000:g} ms); send lateness ms "
+                f"p50 {p50:.3f} p99 {p99:.3f} max {worst:.3f}; renders {regen.renders}, "
+                f"failed {regen.errors}, last {regen.last_ms:.0f} ms; send priority {sch.priority}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -227,3 +227,80 @@ def test_default_virtual_port_vis2mus_reaches_a_connected_peer(jack, server_fact
     time.sleep(0.3)
     assert peer.held() == set()
     peer.close()
+
+
+def steps_of_note_ons(messages, bpm: float) -> dict[int, list[int]]:
+    """Note-on pitches per step, the step from the arrival time against the first MIDI clock tick
+    (tick 0 goes out with step 0; a tick or note lost in a JACK xrun does not shift the count)."""
+    ticks = [t for t, m in messages if m == [0xF8]]
+    step_s = 60.0 / bpm / 4
+    out: dict[int, list[int]] = {}
+    for t, m in messages:
+        if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0 and t >= ticks[0]:
+            out.setdefault(int(round((t - ticks[0]) / step_s)), []).append(m[1])
+    return {k: sorted(v) for k, v in out.items()}
+
+
+@pytest.fixture(scope="module")
+def random_weights(tmp_path_factory):
+    """A small random poly-dis (export.scratch) and its ONNX graphs in a private cache."""
+    torch = pytest.importorskip("torch", reason="torch is needed to make and export test weights")
+    torch.set_num_threads(1)
+    from export.scratch import write_random_weights
+    from live import graphs
+
+    cache = tmp_path_factory.mktemp("onnx")
+    os.environ["VIS2MUS_CACHE"] = str(cache)
+    weights = write_random_weights(tmp_path_factory.mktemp("w") / "rand.pt", "tiny", seed=3)
+    folder = graphs.ensure_graphs(weights, log=lambda _: None)
+    return weights, folder
+
+
+def test_oscsend_brightness_changes_the_notes_from_the_next_beat(server_factory, random_weights):
+    from live.anchors import content_pieces, default_anchors
+    from live.engine import Engine
+    from live.params import State
+    from live.server import Renderer
+    from live.vis2mus import Vis2Mus
+
+    weights, folder = random_weights
+    anchor, bpm = "arpeggios", 120.0
+    renderer = Renderer(default_anchors(), content_pieces(), Vis2Mus(Engine(folder, device="cpu")))
+    expected = {}
+    for alpha in (0.0, 0.8):
+        state = State(anchor=anchor, alpha_b=alpha)
+        n, sections = renderer(state, list(range(renderer.count(state))))
+        expected[alpha] = {i * 32 + int(o): sorted(int(p) for p in s.accompaniment[s.accompaniment[:, 0] == o, 1])
+                           for i, s in enumerate(sections) for o in np.unique(s.accompaniment[:, 0])}
+    loop = n * 32
+    differs = {s for s in range(loop) if expected[0.0].get(s, []) != expected[0.8].get(s, [])}
+    assert len(differs) > loop // 4, "the random model should answer a brightness change"
+
+    # a long JACK period: the dummy driver without realtime priority drops events in xruns on a busy machine
+    with JackServer(f"v2mbright{os.getpid()}", period=1024):
+        peer = Peer("peer")
+        srv = server_factory("--midi-port", peer.port, "--bpm", str(bpm), "--clock-out", "--anchor", anchor,
+                             "--weights", str(weights), "--device", "cpu")
+        wait_for_notes(peer, 8)
+        time.sleep(1.3)
+        sent_at = time.perf_counter()
+        subprocess.run(["oscsend", "127.0.0.1", str(srv.osc_port), "/vis2mus/brightness", "f", "0.8"], check=True)
+        time.sleep(4.0)
+        assert srv.terminate() == 0
+        time.sleep(0.3)
+        assert peer.held() == set()
+        messages = peer.snapshot()
+        peer.close()
+    played = steps_of_note_ons(messages, bpm)
+    first_tick = next(t for t, m in messages if m == [0xF8])
+    sent_step = int((sent_at - first_tick) / (60.0 / bpm / 4))
+    after = [s for s in range(sent_step + 1, max(played)) if s % loop in differs and s in played]
+    old = [s for s in after if played[s] == expected[0.0].get(s % loop, [])]
+    new = [s for s in after if played[s] == expected[0.8].get(s % loop, [])]
+    assert new, f"no note changed after the OSC message (sent at step {sent_step})"
+    assert len(old) + len(new) >= 0.8 * len(after), "most steps should play exactly the old or the new notes"
+    assert not old or max(old) < min(new), f"old notes after new ones: old {old}, new {new}"
+    splice = -(-(max(old) + 1 if old else sent_step + 1) // 4) * 4
+    next_beat = -(-(sent_step + 1) // 4) * 4
+    assert min(new) >= splice
+    assert splice <= next_beat + 4, f"sent at step {sent_step}, the change came only at step {splice}"
