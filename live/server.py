@@ -254,8 +254,9 @@ class Performance:
         beat = max(0, self.scheduler.next_step - 1) // 4
         mode = f"{state.content}->{state.anchor}" if state.content else state.anchor
         play = "" if self.clock.running else " [stopped]"
+        source = f"  {state.source}" + (f" ({self.camera.status})" if self.camera is not None else "")
         return (f"{beat // 4 + 1}:{beat % 4 + 1}{play}  b={state.alpha_b:+.2f} c={state.alpha_c:+.2f}  "
-                f"{mode}  regen {self.regenerator.last_ms:.0f} ms  late {self.scheduler.late}")
+                f"{mode}{source}  regen {self.regenerator.last_ms:.0f} ms  late {self.scheduler.late}")
 
     def run(self) -> None:
         """Start the threads and the clock; serve until ``stop()``."""

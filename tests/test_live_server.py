@@ -304,3 +304,47 @@ def test_oscsend_brightness_changes_the_notes_from_the_next_beat(server_factory,
     next_beat = -(-(sent_step + 1) // 4) * 4
     assert min(new) >= splice
     assert splice <= next_beat + 4, f"sent at step {sent_step}, the change came only at step {splice}"
+
+
+def test_a_generated_video_drives_alpha(jack, server_factory, random_weights, tmp_path):
+    import cv2
+    from pythonosc.osc_message import OscMessage
+
+    from live.anchors import default_anchors
+    from live.transform import adjust
+
+    weights, _ = random_weights
+    anchor = "block_chords"
+    frame = adjust(default_anchors()[anchor].image, 0.6, 0.0)
+    video = tmp_path / "brighter.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (frame.shape[1], frame.shape[0]))
+    assert writer.isOpened()
+    for _ in range(30):
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+    listen = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listen.bind(("127.0.0.1", 0))
+    listen.settimeout(0.5)
+    peer = Peer("peer")
+    srv = server_factory("--midi-port", peer.port, "--bpm", "160", "--anchor", anchor, "--video", str(video),
+                         "--weights", str(weights), "--device", "cpu",
+                         "--osc-reply", f"127.0.0.1:{listen.getsockname()[1]}")
+    brightness = []
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline and not (brightness and brightness[-1] > 0.3):
+        try:
+            data, _ = listen.recvfrom(65536)
+        except socket.timeout:
+            assert srv.proc.poll() is None, srv.output()
+            continue
+        if data.startswith(b"/vis2mus/state/brightness"):
+            brightness.append(OscMessage(data).params[0])
+    listen.close()
+    assert brightness and brightness[-1] > 0.3, f"alpha_b from the video: {brightness[-5:]}\n{srv.output()}"
+    assert "brighter.avi" in srv.output()
+    wait_for_notes(peer, 4)
+    assert srv.terminate() == 0
+    time.sleep(0.3)
+    assert peer.held() == set()
+    peer.close()
