@@ -48,7 +48,8 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         self.hparams = {"config_name": config_name, "batch_size": batch_size, "lr": lr,
                         "lr_decay": lr_decay, "lr_min": LR_MIN, "beta": beta, "seed": seed,
-                        "grad_clip": 1.0, "greedy_segments": greedy_segments}
+                        "grad_clip": 1.0, "greedy_segments": greedy_segments,
+                        "torch_threads": torch.get_num_threads()}
         torch.manual_seed(seed)
         self.model = PolyDis(cfg)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
@@ -283,7 +284,7 @@ def _hardware() -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} CPU cores ({cpu}), torch threads {torch.get_num_threads()}, no GPU"
+    return f"{os.cpu_count()} CPU cores ({cpu}), shared with other jobs, no GPU"
 
 
 def main(argv: list[str] | None = None) -> int:
