@@ -24,12 +24,16 @@ def jackd_available() -> bool:
 
 
 class JackServer:
-    """``jackd -n name --no-realtime -d dummy -r 48000 -p period``; a context manager."""
+    """``jackd -n name --no-realtime -d dummy -r 48000 -p period``; a context manager.
 
-    def __init__(self, name: str, period: int = 128, rate: int = 48000) -> None:
+    ``realtime`` runs ``jackd -R`` instead (SCHED_FIFO; needs the privilege, else jackd fails).
+    """
+
+    def __init__(self, name: str, period: int = 128, rate: int = 48000, realtime: bool = False) -> None:
         self.name = name
         self.period = period
         self.rate = rate
+        self.realtime = realtime
         self.proc: subprocess.Popen | None = None
         self._previous = os.environ.get("JACK_DEFAULT_SERVER")
 
@@ -39,7 +43,8 @@ class JackServer:
     def start(self) -> "JackServer":
         os.environ["JACK_DEFAULT_SERVER"] = self.name
         self.proc = subprocess.Popen(
-            ["jackd", "-n", self.name, "--no-realtime", "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)],
+            ["jackd", "-n", self.name, "-R" if self.realtime else "--no-realtime", "-d", "dummy",
+             "-r", str(self.rate), "-p", str(self.period)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while not os.path.exists(self.socket_path()):
