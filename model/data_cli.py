@@ -78,12 +78,13 @@ def cmd_chord_eval(args: argparse.Namespace) -> int:
         chosen = set(numbers)
     else:
         chosen = {int(x) for x in args.songs.split(",")}
-    agree_rq = agree_root = total = 0
+    agree_rq = agree_root = total = used = 0
     for folder in progress([f for f in folders if int(os.path.basename(f)) in chosen]):
         try:
             song = read_song(folder)
         except SongError:
             continue
+        used += 1
         labels = recognize_chords(song.accompaniment, song.n_beats)
         truth = [row_to_label(r) for r in song.chords]
         for guess, ref in zip(labels, truth):
@@ -92,7 +93,7 @@ def cmd_chord_eval(args: argparse.Namespace) -> int:
             total += 1
             agree_rq += root_quality(guess) == root_quality(ref)
             agree_root += guess.split(":")[0] == ref.split(":")[0]
-    result = {"songs": len(chosen), "beats": total, "root_quality_agreement": agree_rq / max(total, 1),
+    result = {"songs": used, "beats": total, "root_quality_agreement": agree_rq / max(total, 1),
               "root_agreement": agree_root / max(total, 1)}
     print(f"chord recognition on {result['songs']} songs, {total} labelled beats: "
           f"root+quality {100 * result['root_quality_agreement']:.1f} %, root {100 * result['root_agreement']:.1f} %")
