@@ -29,6 +29,10 @@ class EngineError(RuntimeError):
     """The engine cannot start (bad device, unreadable graphs); the message is one line."""
 
 
+class GraphLoadError(EngineError):
+    """A graph file exists but onnxruntime cannot load it (truncated or corrupt)."""
+
+
 def choose_provider(device: str = "auto") -> str:
     """``"auto"`` -> CUDA when onnxruntime-gpu sees a GPU, else CPU; ``"cpu"``; ``"cuda"`` or error."""
     available = ort.get_available_providers()
@@ -76,16 +80,23 @@ class Engine:
             try:
                 self._sessions[name] = ort.InferenceSession(str(path), opts, providers=providers)
             except Exception as exc:  # onnxruntime raises its own exception types
-                raise EngineError(f"cannot load graph {path}: {graphs.one_line(exc)}") from exc
+                raise GraphLoadError(f"cannot load graph {path}: {graphs.one_line(exc)}") from exc
         self.z_dim = int(self._sessions["dec_first"].get_inputs()[0].shape[1]) // 2
 
     @classmethod
     def from_weights(cls, path: str | Path | None = None, device: str = "auto", threads: int = 1,
                      log: Callable[[str], None] = print) -> "Engine":
         """Engine for a weights file (default: ``live.graphs.default_weights()``), exporting its
-        graphs to the cache first when they are missing or stale. Raises ``GraphError`` or
-        ``EngineError`` with one line."""
-        return cls(graphs.ensure_graphs(path, log=log), device=device, threads=threads)
+        graphs to the cache first when they are missing or stale, and once more when a cached graph
+        cannot be loaded. Raises ``GraphError`` or ``EngineError`` with one line."""
+        choose_provider(device)
+        folder = graphs.ensure_graphs(path, log=log)
+        try:
+            return cls(folder, device=device, threads=threads)
+        except GraphLoadError as exc:
+            log(f"{exc}; exporting again")
+            (folder / graphs.MANIFEST).unlink(missing_ok=True)
+            return cls(graphs.ensure_graphs(path, log=log), device=device, threads=threads)
 
     def run_graph(self, name: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """One call of graph ``name`` (see ``live.graphs``) -> its outputs in order."""

@@ -166,6 +166,18 @@ def test_from_weights_uses_the_cache(weights, tmp_path, monkeypatch):
     assert lines == []
 
 
+def test_from_weights_reexports_a_corrupt_cached_graph(weights, tmp_path, monkeypatch):
+    monkeypatch.setenv("VIS2MUS_CACHE", str(tmp_path / "cache"))
+    first = Engine.from_weights(weights, device="cpu", log=lambda _: None)
+    (first.graph_dir / "dec_step.onnx").write_bytes(b"truncated")
+    lines: list[str] = []
+    again = Engine.from_weights(weights, device="cpu", log=lines.append)
+    assert lines[0].startswith("cannot load graph") and lines[0].endswith("exporting again")
+    assert any(line.startswith("exporting ONNX graphs") for line in lines)
+    z = np.zeros((1, again.z_dim), np.float32)
+    np.testing.assert_array_equal(again.decode_grid(z, z), first.decode_grid(z, z))
+
+
 def test_default_weights_live_next_to_the_package():
     path = graphs.default_weights()
     assert path.name == "polydis-small.pt" and path.parent.name == "weights"
