@@ -47,6 +47,19 @@ def _onnx_gates(weight: torch.Tensor) -> torch.Tensor:
     return torch.cat([z, r, n], dim=0)
 
 
+def _onnx_cell(x: torch.Tensor, h: torch.Tensor, w: torch.Tensor, r: torch.Tensor, b: torch.Tensor
+               ) -> torch.Tensor:
+    """One GRU step with ONNX-layout weights of one direction (``w`` ``(3H, I)``, ``r`` ``(3H, H)``,
+    ``b`` ``(6H,)``, gates z, r, h, ``linear_before_reset``): ``x`` ``(B, I)``, ``h`` ``(B, H)``."""
+    size = h.shape[-1]
+    gx = x @ w.t() + b[:3 * size]
+    gh = h @ r.t() + b[3 * size:]
+    z = torch.sigmoid(gx[:, :size] + gh[:, :size])
+    reset = torch.sigmoid(gx[:, size:2 * size] + gh[:, size:2 * size])
+    n = torch.tanh(gx[:, 2 * size:] + reset * gh[:, 2 * size:])
+    return (1 - z) * n + z * h
+
+
 class _PackedBiGRU(torch.autograd.Function):
     """Final states of a bidirectional GRU over the first ``lengths`` steps of ``x`` ``(B, L, I)``
     -> ``(B, 2H)`` (forward state, backward state), as a packed sequence gives them.
@@ -62,12 +75,7 @@ class _PackedBiGRU(torch.autograd.Function):
         for d, order in ((0, range(x.shape[1])), (1, reversed(range(x.shape[1])))):
             h = x.new_zeros(x.shape[0], size)
             for t in order:
-                gx = x[:, t] @ w[d].t() + b[d, :3 * size]
-                gh = h @ r[d].t() + b[d, 3 * size:]
-                z = torch.sigmoid(gx[:, :size] + gh[:, :size])
-                rr = torch.sigmoid(gx[:, size:2 * size] + gh[:, size:2 * size])
-                n = torch.tanh(gx[:, 2 * size:] + rr * gh[:, 2 * size:])
-                h = torch.where((lengths > t).unsqueeze(-1), (1 - z) * n + z * h, h)
+                h = torch.where((lengths > t).unsqueeze(-1), _onnx_cell(x[:, t], h, w[d], r[d], b[d]), h)
             finals.append(h)
         return torch.cat(finals, dim=-1)
 
@@ -89,13 +97,7 @@ class _GRUStep(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, h, w, r, b):
-        size = h.shape[-1]
-        gx = x @ w[0].t() + b[0, :3 * size]
-        gh = h @ r[0].t() + b[0, 3 * size:]
-        z = torch.sigmoid(gx[:, :size] + gh[:, :size])
-        rr = torch.sigmoid(gx[:, size:2 * size] + gh[:, size:2 * size])
-        n = torch.tanh(gx[:, 2 * size:] + rr * gh[:, 2 * size:])
-        return (1 - z) * n + z * h
+        return _onnx_cell(x, h, w[0], r[0], b[0])
 
     @staticmethod
     def symbolic(g, x, h, w, r, b):

@@ -143,3 +143,13 @@ def test_cli_check_prints_parity(weights, tmp_path, capsys):
     assert "identical decoded notes: 12/12 segments (100.00 %)" in out
     assert "latent max |diff|" in out and "parity: PASS" in out
     assert code == 0
+
+
+def test_export_summary_matches_the_model_summarize(weights):
+    """The ONNX-layout bi-GRU (weights reordered to z, r, h) agrees with the model's masked loop."""
+    dec = load_model(weights).decoder
+    parts = onnx_export._DecoderParts(dec)
+    embs = torch.randn(3, 5, dec.cfg.note_emb, generator=torch.Generator().manual_seed(0))
+    lengths = torch.tensor([1, 3, 5])
+    with torch.no_grad():
+        torch.testing.assert_close(parts.summary(embs, lengths), dec.summarize(embs, lengths))
