@@ -274,6 +274,10 @@ def mode_streams(args, work: Path) -> None:
         for sweep in sweeps:
             sweep.halt.set()
         summaries = [srv.stop() for srv in servers]
+        if args.verbose:
+            for i, s in enumerate(summaries):
+                print(f"    instance {i}: late {s['late']} of {s['steps']}, send p99 {s['p99']:.3f} max {s['max']:.3f} ms, "
+                      f"{s['renders']} renders, last {s['regen_ms']} ms")
         late = sum(s["late"] for s in summaries)
         worst = max(s["max"] for s in summaries)
         renders = sum(s["renders"] for s in summaries)
@@ -295,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", default=None, help="weights .pt (default: the shipped weights)")
     p.add_argument("--period", type=int, default=128, help="JACK period in frames at 48 kHz (default 128)")
     p.add_argument("--realtime", action="store_true", help="run jackd -R (realtime) instead of --no-realtime")
+    p.add_argument("--verbose", action="store_true", help="per-instance figures in the streams mode")
     p.add_argument("--trials", type=int, default=12, help="brightness jumps in the latency mode")
     p.add_argument("--streams", type=int, nargs="+", default=[1, 4, 8, 16, 24])
     args = p.parse_args(argv)

@@ -3,13 +3,17 @@
 ``Performance`` wires the parts: performance state (``live.params``), OSC input (``live.osc``),
 optional camera/video/image source (``live.camera``), engine + ``live.vis2mus`` renders on the
 inference worker, the send thread (``live.scheduler``) on a ``live.clock`` clock, MIDI out
-(``live.midiout``) and the recording (``live.recorder``). The main thread only shows the status
-line, sends beat feedback, flushes the recording at each bar and watches the MIDI port.
+(``live.midiout``) and the recording (``live.recorder``). Rendering runs in a child process
+(``RenderProcess``) so that the send thread never waits for a GIL held by inference. The main
+thread only shows the status line, sends beat feedback, flushes the recording at each bar and
+watches the MIDI port.
 SIGINT/SIGTERM: all notes off + CC 123, recording closed, exit 0.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import signal
 import sys
 import threading
@@ -28,6 +32,7 @@ GIL_SWITCH_S = 0.0005
 TICK_S = 0.05
 PORT_CHECK_S = 0.5
 STATUS_EVERY_S = 5.0
+RENDER_NICE = 5
 START_DELAY_S = 0.3  # lets a freshly made MIDI connection settle before beat 0
 
 
@@ -85,6 +90,85 @@ class Renderer:
         return n_segments, sections
 
 
+def load_renderer(settings, anchors: dict, contents: dict) -> tuple[Renderer, str]:
+    """A ``Renderer`` on the engine of ``settings.weights`` and a one-line engine description; when
+    the weights are missing or corrupt, one line says so and the anchors play as they are."""
+    try:
+        from live.engine import Engine
+        from live.vis2mus import Vis2Mus
+
+        engine = Engine.from_weights(settings.weights, device=settings.device, threads=settings.threads, log=log)
+        vis2mus, note = Vis2Mus(engine), engine.provider
+    except Exception as exc:  # missing/corrupt weights or an ONNX failure: play on without regeneration
+        line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log(f"no regeneration ({line}); playing the anchors as they are")
+        vis2mus, note = None, f"off ({line})"
+    return Renderer(anchors, contents, vis2mus, settings.follow_velocity), note
+
+
+def _render_main(conn, settings) -> None:
+    """Child process: load the engine, then answer ``("render", state, indices)`` until ``quit``."""
+    from live.anchors import content_pieces, default_anchors
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        os.nice(RENDER_NICE)
+    except OSError:
+        pass
+    renderer, note = load_renderer(settings, default_anchors(), content_pieces())
+    conn.send(("ready", note))
+    while True:
+        try:
+            message = conn.recv()
+        except EOFError:
+            return
+        if message[0] != "render":
+            return
+        _, state, indices = message
+        try:
+            conn.send(("ok", renderer(state, indices)))
+        except Exception as exc:  # reported to the worker thread, which keeps the current loop
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+class RenderProcess:
+    """Renders in a child process, so inference never holds the send thread's GIL (a descheduled
+    GIL holder on a busy machine would delay the send thread by whole time slices).
+
+    Callable like ``Renderer``: ``(state, indices) -> (n_segments, [Section])``; ``note`` describes
+    the engine. One request at a time; a dead child raises, and the worker keeps the current loop.
+    """
+
+    def __init__(self, settings, count) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_render_main, args=(child, settings), name="vis2mus-render", daemon=True)
+        self._proc.start()
+        child.close()
+        self._lock = threading.Lock()
+        self.count = count
+        kind, self.note = self._conn.recv()
+
+    def __call__(self, state, indices: list[int]) -> tuple[int, list[Section]]:
+        with self._lock:
+            self._conn.send(("render", state, list(indices)))
+            kind, payload = self._conn.recv()
+        if kind != "ok":
+            raise RuntimeError(payload)
+        return payload
+
+    def close(self) -> None:
+        try:
+            self._conn.send(("quit",))
+        except OSError:
+            pass
+        self._proc.join(timeout=2.0)
+        if self._proc.is_alive():
+            self._proc.terminate()
+            self._proc.join(timeout=2.0)
+        self._conn.close()
+
+
 class StatusLine:
     """The live status line on stderr (``mode`` ``line``): rewritten in place on a TTY, a periodic
     line otherwise; ``log`` always prints periodic lines; ``off`` prints nothing."""
@@ -125,10 +209,10 @@ class Performance:
         self._stop = threading.Event()
         self.anchors = default_anchors()
         self.contents = content_pieces()
-        self.engine, self.vis2mus, self.engine_note = self._load_engine()
         self.params = build_params(settings, list(self.anchors), list(self.contents))
         state = self.params.snapshot()
-        self.renderer = Renderer(self.anchors, self.contents, self.vis2mus, settings.follow_velocity)
+        self.renderer = RenderProcess(settings, Renderer(self.anchors, self.contents).count)
+        self.engine_note = self.renderer.note
         t0 = time.perf_counter()
         n_segments, sections = self.renderer(state, list(range(self.renderer.count(state))))
         self.first_render_ms = (time.perf_counter() - t0) * 1000.0
@@ -156,20 +240,6 @@ class Performance:
         self.camera = self._start_camera()
 
     # Start-up helpers
-
-    def _load_engine(self):
-        """(engine, vis2mus, note): no engine means the anchors play as they are."""
-        try:
-            from live.engine import Engine
-            from live.vis2mus import Vis2Mus
-
-            engine = Engine.from_weights(self.settings.weights, device=self.settings.device,
-                                         threads=self.settings.threads, log=log)
-            return engine, Vis2Mus(engine), engine.provider
-        except Exception as exc:  # missing/corrupt weights or an ONNX failure: play on without regeneration
-            line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            log(f"no regeneration ({line}); playing the anchors as they are")
-            return None, None, f"off ({line})"
 
     def _start_osc(self):
         from live.osc import OscServer
@@ -297,6 +367,7 @@ class Performance:
             self.camera.stop()
         self.regenerator.stop()
         self.scheduler.shutdown()
+        self.renderer.close()
         if self.external is not None:
             self.external.close()
         self.midi.close()
