@@ -15,10 +15,13 @@ Music descriptors (accompaniment, per piece):
 
 Image descriptors: ``luminance`` (mean Rec. 601 luminance, 0..255) and ``luminance_std``.
 
-Direction: per anchor, the least-squares slope of a descriptor against alpha (the alpha-0 point
-included). A transformation has a *consistent* direction for a descriptor when the slope has the
-same sign on every anchor. It is called flat on an anchor when the descriptor changes by less than
-1 % of its baseline over the whole sweep.
+Direction: per anchor, the Spearman rank correlation rho of a descriptor with alpha (the alpha-0
+point included; +1 = rises monotonically with alpha). A transformation has a *consistent*
+direction for a descriptor when rho has the same sign on every anchor. It is flat on an anchor
+when the descriptor changes by less than 1 % of its baseline over the whole sweep. A U-shaped
+response (both directions raise the descriptor) gives rho near 0, which counts as mixed. The
+summary also gives the mean rho across anchors. An empty decoded piece has no mean pitch or range;
+those points are left out.
 """
 
 from __future__ import annotations
@@ -39,10 +42,11 @@ DEFAULT_SWEEP = (-1.0, -0.5, 0.5, 1.0)
 _LUMA = np.array([0.299, 0.587, 0.114])
 
 
-def music_descriptors(notes: np.ndarray, n_steps: int) -> dict[str, float]:
-    """Descriptors of a note list ``(N, 4)`` spanning ``n_steps`` sixteenths (16 per bar)."""
+def music_descriptors(notes: np.ndarray, n_steps: int) -> dict[str, float | None]:
+    """Descriptors of a note list ``(N, 4)`` spanning ``n_steps`` sixteenths (16 per bar); mean
+    pitch and range are None for an empty piece."""
     if len(notes) == 0:
-        return {"notes_per_bar": 0.0, "mean_pitch": 0.0, "polyphony": 0.0, "onset_density": 0.0, "range": 0.0}
+        return {"notes_per_bar": 0.0, "mean_pitch": None, "polyphony": 0.0, "onset_density": 0.0, "range": None}
     sounding = np.zeros(n_steps, dtype=np.int64)
     for onset, duration in notes[:, [ONSET, DURATION]]:
         sounding[onset : min(n_steps, onset + duration)] += 1
@@ -74,11 +78,28 @@ def _render(v2m: Vis2Mus, anchor: Anchor, alpha_b: float, alpha_c: float) -> dic
     return {**music_descriptors(notes, n_steps), **image_descriptors(adjust(anchor.image, alpha_b, alpha_c))}
 
 
-def _direction(alphas: list[float], values: list[float], baseline: float) -> int:
-    """Sign of the least-squares slope of ``values`` against ``alphas`` (0 when flat)."""
-    if max(values) - min(values) < 0.01 * max(abs(baseline), 1e-9):
-        return 0
-    return int(np.sign(np.polyfit(alphas, values, 1)[0]))
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n with ties sharing their average rank."""
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(1, len(values) + 1)
+    for value in np.unique(values):
+        tied = values == value
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def spearman(alphas: list[float], values: list[float | None], baseline: float | None) -> float | None:
+    """Spearman rank correlation of ``values`` with ``alphas`` over the defined values; 0 when the
+    values move by less than 1 % of the baseline, None with fewer than 3 defined values."""
+    pairs = [(a, v) for a, v in zip(alphas, values) if v is not None]
+    if len(pairs) < 3:
+        return None
+    xs, ys = (np.array(p, dtype=float) for p in zip(*pairs))
+    if ys.max() - ys.min() < 0.01 * max(abs(baseline or 0.0), 1e-9):
+        return 0.0
+    rx, ry = _ranks(xs), _ranks(ys)
+    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 def equivariance(v2m: Vis2Mus, anchors: dict[str, Anchor], brightness: list[float] | None = None,
@@ -95,32 +116,46 @@ def equivariance(v2m: Vis2Mus, anchors: dict[str, Anchor], brightness: list[floa
             for alpha in alphas:
                 pair = (alpha, 0.0) if kind == "brightness" else (0.0, alpha)
                 values = _render(v2m, anchor, *pair)
-                delta = {k: values[k] - baseline[k] for k in values}
+                delta = {k: None if values[k] is None or baseline[k] is None else values[k] - baseline[k]
+                         for k in values}
                 entry["rows"].append({"transform": kind, "alpha": alpha, "values": values, "delta": delta})
             progress(f"{name}: {kind} sweep done")
         report["anchors"][name] = entry
     for kind, alphas in sweeps.items():
         summary = {}
         for key in MUSIC + IMAGE:
-            signs = {}
+            rhos = {}
             for name, entry in report["anchors"].items():
                 rows = [r for r in entry["rows"] if r["transform"] == kind]
                 xs = [0.0] + [r["alpha"] for r in rows]
                 ys = [entry["baseline"][key]] + [r["values"][key] for r in rows]
-                signs[name] = _direction(xs, ys, entry["baseline"][key])
-            values = set(signs.values())
-            if values == {1}:
-                verdict = "consistent: increases"
-            elif values == {-1}:
-                verdict = "consistent: decreases"
-            elif values == {0}:
-                verdict = "no change"
-            else:
-                counts = [sum(v == s for v in signs.values()) for s in (1, -1, 0)]
-                verdict = f"mixed ({counts[0]} up, {counts[1]} down, {counts[2]} flat)"
-            summary[key] = {"per_anchor": signs, "verdict": verdict}
+                rhos[name] = spearman(xs, ys, entry["baseline"][key])
+            summary[key] = {"per_anchor_rho": rhos, **_verdict(list(rhos.values()))}
         report["summary"][kind] = summary
     return report
+
+
+def _verdict(rhos: list[float | None]) -> dict:
+    """Mean rho and the consistency verdict over anchors."""
+    known = [r for r in rhos if r is not None]
+    up = sum(r > 0 for r in known)
+    down = sum(r < 0 for r in known)
+    flat = sum(r == 0 for r in known)
+    if known and up == len(known):
+        verdict = "consistent: increases"
+    elif known and down == len(known):
+        verdict = "consistent: decreases"
+    elif known and flat == len(known):
+        verdict = "no change"
+    else:
+        verdict = f"mixed ({up} up, {down} down, {flat} flat" + (f", {len(rhos) - len(known)} undefined)" if len(known) < len(rhos) else ")")
+    return {"mean_rho": float(np.mean(known)) if known else None, "verdict": verdict}
+
+
+def _cell(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return f"{'-':>9}"
+    return f"{value:>+9.2f}" if signed else f"{value:>9.2f}"
 
 
 def format_report(report: dict) -> str:
@@ -133,18 +168,20 @@ def format_report(report: dict) -> str:
     for name, entry in report["anchors"].items():
         base = entry["baseline"]
         composed = entry["original"]
-        lines.append(f"{name:<14} {'composed':<10} {'':>6} " + " ".join(f"{composed[k]:>9.2f}" for k in MUSIC)
+        lines.append(f"{name:<14} {'composed':<10} {'':>6} " + " ".join(_cell(composed[k]) for k in MUSIC)
                      + "   (the anchor's own notes)")
-        lines.append(f"{'':<14} {'alpha 0':<10} {'':>6} " + " ".join(f"{base[k]:>9.2f}" for k in keys)
+        lines.append(f"{'':<14} {'alpha 0':<10} {'':>6} " + " ".join(_cell(base[k]) for k in keys)
                      + "   (decoded: the baseline)")
         for row in entry["rows"]:
             lines.append(f"{'':<14} {row['transform']:<10} {row['alpha']:>+6.2f} "
-                         + " ".join(f"{row['delta'][k]:>+9.2f}" for k in keys))
+                         + " ".join(_cell(row["delta"][k], signed=True) for k in keys))
     lines.append("")
-    lines.append("Direction across anchors (sign of the slope against alpha):")
+    lines.append("Direction across anchors (Spearman rho of each descriptor with alpha, per anchor):")
     for kind, summary in report["summary"].items():
         for key in keys:
-            lines.append(f"  {kind:<10} {short[key]:<9} {summary[key]['verdict']}")
+            rho = summary[key]["mean_rho"]
+            mean = f"mean rho {rho:+.2f}" if rho is not None else "mean rho  -  "
+            lines.append(f"  {kind:<10} {short[key]:<9} {mean}   {summary[key]['verdict']}")
     return "\n".join(lines)
 
 
