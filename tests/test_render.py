@@ -134,3 +134,19 @@ def test_shipped_weights_brightness_sweep(tmp_path):
             check_midi(out / f"{stem}.mid", anchor.bpm, melody=False)
             if HAS_FLUIDSYNTH:
                 check_wav(out / f"{stem}.wav", anchor.bpm)
+
+
+def test_spearman_direction_known_values():
+    from live.equivariance import music_descriptors, spearman
+
+    assert spearman([-1, 0, 1], [1.0, 2.0, 5.0], 2.0) == pytest.approx(1.0)
+    assert spearman([-1, 0, 1, 2], [4.0, 3.0, 3.0, 1.0], 3.0) == pytest.approx(-0.9486833)
+    assert spearman([-1, 0, 1], [3.0, 1.0, 3.0], 1.0) == pytest.approx(0.0)
+    assert spearman([-1, 0, 1], [50.0, 50.1, 50.2], 50.0) == 0.0
+    assert spearman([-1, 0, 1], [None, 2.0, 3.0], 2.0) is None
+    empty = music_descriptors(np.zeros((0, 4), np.int32), 128)
+    assert empty["mean_pitch"] is None and empty["notes_per_bar"] == 0.0
+    notes = np.array([[0, 60, 4, 80], [0, 64, 8, 80], [16, 67, 16, 80]], np.int32)
+    d = music_descriptors(notes, 32)
+    assert d == {"notes_per_bar": 1.5, "mean_pitch": pytest.approx(191 / 3), "polyphony": pytest.approx(28 / 24),
+                 "onset_density": 2 / 32, "range": 7.0}
