@@ -39,6 +39,13 @@ def wait_steps(scheduler: Scheduler, step: int, timeout: float = 20.0) -> None:
         time.sleep(0.01)
 
 
+def wait_notes(peer: Peer, count: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(peer.note_ons()) < count:
+        assert time.monotonic() < deadline, f"only {len(peer.note_ons())} note-ons arrived"
+        time.sleep(0.02)
+
+
 def test_stream_arrives_at_the_set_tempo_and_every_note_on_has_its_note_off(jack, tmp_path):
     peer = Peer("peer")
     rec = Recorder(tmp_path / "take.mid", bpm=150)
@@ -99,16 +106,14 @@ def test_peer_killed_and_restarted_stream_resumes(jack):
     sch = Scheduler(clock, midi, [pattern([60, 62])])
     sch.start()
     clock.start(beat=0.0)
-    time.sleep(0.6)
-    assert peer.note_ons()
+    wait_notes(peer, 1)
     peer.close()
     midi.check()
     assert not midi.connected
     peer = Peer("peer")
     midi.check()
     assert midi.connected
-    time.sleep(0.6)
-    assert len(peer.note_ons()) >= 3
+    wait_notes(peer, 3)
     sch.shutdown()
     peer.close()
 
