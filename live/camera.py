@@ -1,26 +1,31 @@
 """Camera, video or image -> alpha: the picture source that can steer brightness and contrast.
 
-A ``CameraSource`` runs OpenCV capture on its own thread. Frames are read at the source's pace
+A ``CameraSource`` runs OpenCV capture and the alpha estimate in a child process (decoding and
+analysis are CPU work that would otherwise contend for the GIL with the MIDI send thread; the
+child also lowers its own priority). Frames are read at the source's pace
 (a video file at its frame rate, looping; a camera as fast as it delivers; an image file is
 re-read when its modification time changes); at most ``analysis_hz`` frames a second are
 retrieved (the others are only grabbed, which keeps a camera's queue short) and analysed:
 ``live.alpha.estimate(anchor image, frame)`` against the current anchor's picture, smoothed with
-``live.alpha.Smoother(smoothing)``. The result is written with
+``live.alpha.Smoother(smoothing)`` in the parent. The result is written with
 ``params.set_alpha(b, c, source="camera")``, which ``live.params`` drops unless the camera steers.
 
 When the source stalls (no frame, the same camera frame over and over, or a file that cannot be
 opened) the last value is held for ``timeout`` seconds, then decays linearly to neutral (0, 0)
 over ``decay`` seconds, while the source is reopened with exponential back-off. Each change of
-``status`` (opening, live, holding, decaying, neutral) is logged once, with the reason.
+``status`` (opening, live, holding, decaying, neutral) is logged once, with the reason. A child
+process that dies is restarted with back-off.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import multiprocessing
 import os
 import threading
 import time
+from multiprocessing.connection import Connection
 from typing import Any, Mapping
 
 import numpy as np
@@ -44,6 +49,8 @@ BACKOFF_MAX_S = 8.0
 DEFAULT_FPS = 30.0
 WRITE_RESOLUTION = 1e-3
 OUTPUT_PERIOD_S = 0.05
+ALIVE_PERIOD_S = 0.1
+CHILD_NICE = 10
 
 
 def source_kind(spec: int | str) -> str:
@@ -146,14 +153,101 @@ def _rgb(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
 
+def _capture_worker(conn: Connection, kind: str, spec: int | str, analysis_hz: float, timeout: float,
+                    images: dict[str, np.ndarray]) -> None:
+    """The child process: open/read the source, analyse against the anchor image the parent names.
+
+    ``images`` maps anchor names to their images ``(H, W, 3)`` uint8 (sent once, at start, so that
+    later messages stay small and never block). Receives ``("reference", name | None)`` (``None``
+    pauses analysis) and ``("stop",)``; sends
+    ``("alive", frames, analysed)`` at most every ``ALIVE_PERIOD_S`` while the source delivers,
+    ``("estimate", b, c)`` and ``("lost", reason)``.
+    """
+    try:
+        os.nice(CHILD_NICE)
+    except OSError:
+        pass
+    min_interval = 1.0 / analysis_hz
+    capture: _Capture | None = None
+    backoff, retry_at = BACKOFF_START_S, 0.0
+    reference: np.ndarray | None = None
+    latest: np.ndarray | None = None
+    pending = False
+    frames = analysed = 0
+    last_retrieve, last_alive = -np.inf, -np.inf
+    last_hash, same_since = b"", time.monotonic()
+
+    def lost(reason: str) -> None:
+        nonlocal capture, retry_at, backoff
+        if capture is not None:
+            capture.close()
+            capture = None
+        conn.send(("lost", reason))
+        retry_at, backoff = time.monotonic() + backoff, min(backoff * 2.0, BACKOFF_MAX_S)
+
+    try:
+        while True:
+            while conn.poll(0):
+                message = conn.recv()
+                if message[0] == "stop":
+                    return
+                reference, pending = (None if message[1] is None else images[message[1]]), True
+            now = time.monotonic()
+            if capture is None:
+                if now < retry_at:
+                    conn.poll(min(0.05, retry_at - now))
+                    continue
+                try:
+                    capture = _Capture(kind, spec)
+                    backoff, same_since = BACKOFF_START_S, now
+                except OSError as error:
+                    lost(str(error))
+                    continue
+            try:
+                frame = capture.read(now - last_retrieve >= min_interval)
+            except EOFError:  # a video file loops by reopening, which also notices a deleted file
+                capture.close()
+                capture = None
+                continue
+            except OSError as error:
+                lost(str(error))
+                continue
+            now = time.monotonic()
+            if frame is not None:
+                frames += 1
+                last_retrieve = now
+                digest = hashlib.blake2b(frame[::8, ::8].tobytes(), digest_size=8).digest()
+                if digest != last_hash:
+                    last_hash, same_since = digest, now
+                latest, pending = downscale(frame), True
+            if kind == "camera" and now - same_since > timeout:
+                lost(f"frozen: the same frame for {timeout:g} s")
+                continue
+            if pending and latest is not None and reference is not None:
+                b, c = estimate(reference, latest)
+                analysed += 1
+                pending = False
+                conn.send(("estimate", b, c))
+            if now - last_alive >= ALIVE_PERIOD_S:
+                conn.send(("alive", frames, analysed))
+                last_alive = now
+    except (EOFError, BrokenPipeError, KeyboardInterrupt):
+        return  # the parent went away or is shutting down
+    finally:
+        if capture is not None:
+            capture.close()
+
+
 class CameraSource:
-    """Picture source -> alpha, on its own thread (see the module docstring).
+    """Picture source -> alpha (see the module docstring).
 
     ``anchors`` maps anchor names to objects with an ``image`` ``(H, W, 3)`` uint8; ``spec`` is a
-    camera index, an image path or a video file/URL (``kind`` overrides the guess). A second,
-    light output thread smooths towards the latest estimate every ``OUTPUT_PERIOD_S`` and holds
-    and decays the value, so a capture call that blocks (a network stream gone quiet) cannot keep
-    a stale alpha alive.
+    camera index, an image path or a video file/URL (``kind`` overrides the guess). In this
+    process one light thread talks to the capture process, smooths towards its latest estimate
+    every ``OUTPUT_PERIOD_S`` and holds and decays the value, so a capture call that blocks (a
+    network stream gone quiet) cannot keep a stale alpha alive. The capture process is started
+    with the ``spawn`` method, so a script that uses this class needs the usual
+    ``if __name__ == "__main__":`` guard.
     """
 
     def __init__(
@@ -177,20 +271,21 @@ class CameraSource:
         self.timeout = float(timeout)
         self.decay = float(decay)
         self.hold_after = min(0.5, self.timeout / 2)
-        self.min_interval = 1.0 / analysis_hz
+        self.analysis_hz = float(analysis_hz)
         self.status = "opening"
         self.frames = 0
         self.analysed = 0
         self._smoother = Smoother(smoothing)
-        self._lock = threading.Lock()
         self._value = np.zeros(2)
         self._held = np.zeros(2)
         self._target: np.ndarray | None = None
         self._last_good = time.monotonic()
         self._reason = ""
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._capture_loop, name="camera", daemon=True),
-                         threading.Thread(target=self._output_loop, name="camera-output", daemon=True)]
+        self._context = multiprocessing.get_context("spawn")
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._conn: Connection | None = None
+        self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
 
     @classmethod
     def from_settings(cls, params: Params, anchors: Mapping[str, Any], settings: Any) -> "CameraSource":
@@ -205,126 +300,119 @@ class CameraSource:
     @property
     def value(self) -> tuple[float, float]:
         """The current (alpha_b, alpha_c) of this source, whoever steers."""
-        with self._lock:
-            return float(self._value[0]), float(self._value[1])
+        value = self._value
+        return float(value[0]), float(value[1])
 
     def start(self) -> "CameraSource":
-        """Start the capture and watchdog threads; returns ``self``."""
-        for thread in self._threads:
-            thread.start()
+        """Start the capture process and the output thread; returns ``self``."""
+        self._spawn()
+        self._thread.start()
         return self
 
     def stop(self) -> None:
-        """Stop the threads and release the source (idempotent)."""
+        """Stop the thread and the capture process, releasing the source (idempotent)."""
         self._stop.set()
-        for thread in self._threads:
-            if thread.is_alive():
-                thread.join(timeout=3.0)
+        if self._thread.is_alive():
+            self._thread.join(timeout=3.0)
+        self._end_process()
 
-    # Capture thread: open, read, analyse
+    # The capture process
 
-    def _capture_loop(self) -> None:
-        capture: _Capture | None = None
-        backoff, retry_at = BACKOFF_START_S, 0.0
-        latest: np.ndarray | None = None
-        pending = False
-        last_retrieve, last_anchor = -np.inf, None
-        last_hash, same_since = b"", time.monotonic()
+    def _spawn(self) -> None:
+        parent, child = self._context.Pipe()
+        self._process = self._context.Process(
+            target=_capture_worker,
+            args=(child, self.kind, self.spec, self.analysis_hz, self.timeout,
+                  {name: np.asarray(anchor.image) for name, anchor in self.anchors.items()}),
+            name=f"vis2mus-{self.kind}", daemon=True)
+        self._process.start()
+        child.close()
+        self._conn = parent
 
-        def lost(reason: str) -> None:
-            nonlocal capture, retry_at, backoff
-            if capture is not None:
-                capture.close()
-                capture = None
-            self._reason = reason
-            retry_at, backoff = time.monotonic() + backoff, min(backoff * 2.0, BACKOFF_MAX_S)
+    def _end_process(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.send(("stop",))
+            except OSError:
+                pass
+        if self._process is not None:
+            self._process.join(timeout=2.0)
+            if self._process.is_alive():
+                self._process.terminate()
+                self._process.join(timeout=1.0)
+            self._process = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
-        try:
-            while not self._stop.is_set():
-                now = time.monotonic()
-                if capture is None:
-                    if now < retry_at:
-                        self._stop.wait(min(0.05, retry_at - now))
-                        continue
-                    try:
-                        capture = _Capture(self.kind, self.spec)
-                        backoff, same_since = BACKOFF_START_S, now
-                    except OSError as error:
-                        lost(str(error))
-                        continue
-                retrieve = now - last_retrieve >= self.min_interval
-                try:
-                    frame = capture.read(retrieve)
-                except EOFError:  # a video file loops by reopening, which also notices a deleted file
-                    capture.close()
-                    capture = None
-                    continue
-                except OSError as error:
-                    lost(str(error))
-                    continue
-                now = time.monotonic()
-                if frame is not None:
-                    self.frames += 1
-                    last_retrieve = now
-                    digest = hashlib.blake2b(frame[::8, ::8].tobytes(), digest_size=8).digest()
-                    if digest != last_hash:
-                        last_hash, same_since = digest, now
-                    latest, pending = downscale(frame), True
-                if self.kind == "camera" and now - same_since > self.timeout:
-                    lost(f"frozen: the same frame for {self.timeout:g} s")
-                    continue
-                with self._lock:
-                    self._last_good = now
-                state = self.params.snapshot()
-                if state.anchor != last_anchor:
-                    pending = True
-                if pending and latest is not None and state.source == "camera":
-                    self._analyse(latest, state.anchor)
-                    pending, last_anchor = False, state.anchor
-        except Exception as error:  # the performance must go on without the camera
-            self._reason = f"capture thread failed: {error}"
-            log.exception("%s: capture thread failed", self.label)
-        finally:
-            if capture is not None:
-                capture.close()
-
-    def _analyse(self, frame: np.ndarray, anchor: str) -> None:
-        b, c = estimate(self.anchors[anchor].image, frame)
-        self.analysed += 1
-        with self._lock:
-            self._target = np.array([b, c])
-
-    # Output thread: smooth towards the latest estimate, hold, then decay to neutral
-
-    def _output_loop(self) -> None:
-        while not self._stop.wait(OUTPUT_PERIOD_S):
+    def _run(self) -> None:
+        sent: object = ()
+        next_output = time.monotonic()
+        restart_at, restart_backoff = 0.0, BACKOFF_START_S
+        while not self._stop.is_set():
             now = time.monotonic()
-            with self._lock:
-                silent = now - self._last_good
-                target = self._target
-            if silent <= self.hold_after and target is not None:
-                if self.status != "live":
-                    self._smoother.reset()
-                    self._smoother.update(self._value, now)
-                self._held = np.asarray(self._smoother.update(target, now), dtype=np.float64)
-                self._set_status("live")
-                self._publish(self._held)
-                continue
-            if silent <= self.hold_after:
-                continue
-            reason = f"{self._reason}; " if self._reason else ""
-            if silent <= self.timeout:
-                self._set_status("holding", f"{reason}no new frame, holding alpha for {self.timeout:g} s")
-                self._publish(self._held)
-                continue
-            factor = max(0.0, 1.0 - (silent - self.timeout) / self.decay)
-            if factor > 0.0:
-                self._set_status("decaying", f"{reason}no frame for {self.timeout:g} s, decaying to neutral")
+            if self._conn is None:
+                if now >= restart_at:
+                    self._spawn()
+                    sent = ()
+                else:
+                    self._stop.wait(min(OUTPUT_PERIOD_S, restart_at - now))
             else:
-                self._set_status("neutral", f"{reason}alpha at neutral until frames return")
-            self._publish(self._held * factor)
+                try:
+                    if self._conn.poll(max(0.0, next_output - now)):
+                        self._receive(self._conn.recv())
+                    state = self.params.snapshot()
+                    key = state.anchor if state.source == "camera" else None
+                    if key != sent:
+                        self._conn.send(("reference", key))
+                        sent = key
+                except (EOFError, OSError):
+                    self._reason = "capture process ended"
+                    log.error("%s: capture process ended; restarting in %g s", self.label, restart_backoff)
+                    self._end_process()
+                    restart_at, restart_backoff = now + restart_backoff, min(restart_backoff * 2, BACKOFF_MAX_S)
+            now = time.monotonic()
+            if now >= next_output:
+                next_output = now + OUTPUT_PERIOD_S
+                self._output(now)
 
-    # Output
+    def _receive(self, message: tuple) -> None:
+        kind = message[0]
+        if kind == "alive":
+            self._last_good = time.monotonic()
+            self.frames, self.analysed = message[1], message[2]
+        elif kind == "estimate":
+            self._last_good = time.monotonic()
+            self._target = np.array([message[1], message[2]])
+        elif kind == "lost":
+            self._reason = message[1]
+
+    # Output: smooth towards the latest estimate, hold, then decay to neutral
+
+    def _output(self, now: float) -> None:
+        silent = now - self._last_good
+        target = self._target
+        if silent <= self.hold_after and target is not None:
+            if self.status != "live":
+                self._smoother.reset()
+                self._smoother.update(self._value, now)
+            self._held = np.asarray(self._smoother.update(target, now), dtype=np.float64)
+            self._set_status("live")
+            self._publish(self._held)
+            return
+        if silent <= self.hold_after or (self.status == "opening" and silent <= self.timeout):
+            return
+        reason = f"{self._reason}; " if self._reason else ""
+        if silent <= self.timeout:
+            self._set_status("holding", f"{reason}no new frame, holding alpha for {self.timeout:g} s")
+            self._publish(self._held)
+            return
+        factor = max(0.0, 1.0 - (silent - self.timeout) / self.decay)
+        if factor > 0.0:
+            self._set_status("decaying", f"{reason}no frame for {self.timeout:g} s, decaying to neutral")
+        else:
+            self._set_status("neutral", f"{reason}alpha at neutral until frames return")
+        self._publish(self._held * factor)
 
     def _publish(self, value: np.ndarray) -> None:
         """Write ``value`` (rounded to 0.001) to params unless it is already there."""
@@ -336,8 +424,6 @@ class CameraSource:
             self.params.set_alpha(b, c, source="camera")
 
     def _set_status(self, status: str, detail: str = "") -> None:
-        with self._lock:
-            if status == self.status:
-                return
+        if status != self.status:
             self.status = status
-        log.warning("%s: %s%s", self.label, status, f" ({detail})" if detail else "")
+            log.warning("%s: %s%s", self.label, status, f" ({detail})" if detail else "")

@@ -191,3 +191,22 @@ def test_source_kind_and_settings():
     source = CameraSource.from_settings(camera_params(), ANCHORS, settings)
     assert (source.kind, source.spec, source.timeout) == ("image", "x.png", 4.0)
     assert source._smoother.time_constant_s == 0.2
+
+
+def test_a_killed_capture_process_is_restarted(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="live.camera")
+    path = tmp_path / "loop.avi"
+    write_video(path, adjust(REF, 0.4, 0.0))
+    params = camera_params()
+    source = CameraSource(params, ANCHORS, str(path), smoothing=0.05, timeout=5.0, analysis_hz=10).start()
+    try:
+        assert wait_for(lambda: source.status == "live" and abs(params.snapshot().alpha_b - 0.4) < 0.1, 15)
+        first = source._process.pid
+        source._process.kill()
+        assert wait_for(lambda: source._process is not None and source._process.pid != first
+                        and source.frames > 0 and source.status == "live", 15)
+        params.set_anchor("bright")
+        assert wait_for(lambda: abs(params.snapshot().alpha_b - (-0.1)) < 0.15, 10), params.snapshot()
+    finally:
+        source.stop()
+    assert any("capture process ended" in r.getMessage() for r in caplog.records)
