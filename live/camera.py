@@ -23,6 +23,7 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from multiprocessing.connection import Connection
@@ -163,6 +164,8 @@ def _capture_worker(conn: Connection, kind: str, spec: int | str, analysis_hz: f
     ``("alive", frames, analysed)`` at most every ``ALIVE_PERIOD_S`` while the source delivers,
     ``("estimate", b, c)`` and ``("lost", reason)``.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C / SIGTERM reach the whole process group;
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the parent ends this process in an orderly way
     try:
         os.nice(CHILD_NICE)
     except OSError:
@@ -231,8 +234,8 @@ def _capture_worker(conn: Connection, kind: str, spec: int | str, analysis_hz: f
             if now - last_alive >= ALIVE_PERIOD_S:
                 conn.send(("alive", frames, analysed))
                 last_alive = now
-    except (EOFError, BrokenPipeError, KeyboardInterrupt):
-        return  # the parent went away or is shutting down
+    except (EOFError, BrokenPipeError):
+        return  # the parent went away
     finally:
         if capture is not None:
             capture.close()
@@ -338,7 +341,7 @@ class CameraSource:
         if self._process is not None:
             self._process.join(timeout=2.0)
             if self._process.is_alive():
-                self._process.terminate()
+                self._process.kill()
                 self._process.join(timeout=1.0)
             self._process = None
         if self._conn is not None:
