@@ -54,12 +54,13 @@ def slots_per_step(grid: np.ndarray) -> np.ndarray:
 def _graph_call_times(engine: Engine, z: np.ndarray, runs: int) -> dict[str, float]:
     """Median seconds of one call of each decoder graph at batch ``len(z)``, on real states."""
     first = engine.run_graph("dec_first", {"z": z})
-    z_x, sos, sos_x, h_time, hx, _, _, emb, h_notes, hh_notes = first
+    z_x, sos, sos_x, rest_x, h_time, hx, _, _, emb, h_notes, hh_notes = first
     embs = np.stack([sos, emb, emb], axis=1)
     step_feed = {"embs": embs, "lengths": np.full(len(z), 3, np.int64), "z_x": z_x, "sos_x": sos_x,
                  "h_time": h_time}
     note_feed = {"hx": hx, "prev": emb, "h_notes": h_notes, "hh_notes": hh_notes}
-    feeds = {"dec_first": {"z": z}, "dec_step": step_feed, "dec_note": note_feed}
+    rest_feed = {"rest_x": rest_x, "sos_x": sos_x, "h_time": h_time}
+    feeds = {"dec_first": {"z": z}, "dec_step": step_feed, "dec_rest": rest_feed, "dec_note": note_feed}
     return {name: float(np.median(_timed(lambda: engine.run_graph(name, feed), runs * 4)[0]))
             for name, feed in feeds.items()}
 
@@ -106,7 +107,9 @@ def run_bench(weights: Path, runs: int, threads: int = 1) -> dict:
             rows_out[key] = {"p50_ms": p50, "p99_ms": p99, "cpu_p50_ms": _percentiles(cpu)[0]}
         grid = engine.decode_grid(zc, engine.texture_latent(fmap))
         slots = slots_per_step(grid)
-        calls = {"dec_first": 1, "dec_step": len(slots) - 1, "dec_note": int((slots - 1).sum())}
+        rests = int((slots[:-1] == 1).sum())
+        calls = {"dec_first": 1, "dec_step": len(slots) - 1 - rests, "dec_rest": rests,
+                 "dec_note": int((slots - 1).sum())}
         call_s = _graph_call_times(engine, np.concatenate([zc, engine.texture_latent(fmap)], axis=1), runs)
         floor = sum(calls[name] * call_s[name] for name in calls) * 1e3
         a, b, c = (rows_out[k]["p50_ms"] for k in ("a_onnx", "b_eager_all_slots", "c_eager_early_exit"))
@@ -146,8 +149,9 @@ def print_table(result: dict) -> None:
               f"(c)/(a) {row['ratio_c_over_a_p50']:.1f}x p50, {row['ratio_c_over_a_p99']:.1f}x p99; "
               f"notes/segment {row['notes_per_segment']:.1f}; slots/step {row['slots_per_step']:.2f}")
         print(f"  floor {row['floor_ms']:.2f} ms = dec_first 1 x {us['dec_first']:.0f} us + dec_step "
-              f"{calls['dec_step']} x {us['dec_step']:.0f} us + dec_note {calls['dec_note']} x "
-              f"{us['dec_note']:.0f} us (sequential GRU cells: {row['sequential_gru_cells']}); "
+              f"{calls['dec_step']} x {us['dec_step']:.0f} us + dec_rest {calls['dec_rest']} x "
+              f"{us['dec_rest']:.0f} us + dec_note {calls['dec_note']} x {us['dec_note']:.0f} us "
+              f"(sequential GRU cells: {row['sequential_gru_cells']}); "
               f"engine p50 - floor = {row['a_onnx']['p50_ms'] - row['floor_ms']:.2f} ms")
 
 

@@ -182,11 +182,14 @@ class _DecoderParts(nn.Module):
         row = self.emb_table[SOS].unsqueeze(0) + pads @ self.emb_bits_w
         return row.expand(batch_like.shape[0], -1)
 
-    def time_step(self, token: torch.Tensor, z_x: torch.Tensor, h_time: torch.Tensor
+    def token_x(self, token: torch.Tensor, z_x: torch.Tensor) -> torch.Tensor:
+        """Time-GRU input projection of ``[token, z_in]`` given ``z_x`` (the ``z_in`` part)."""
+        return torch.addmm(z_x, token, self.time_token_w.t())
+
+    def time_step(self, x_proj: torch.Tensor, h_time: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """-> new ``h_time``, its notes-GRU projection ``hx``, the notes start state and its
-        recurrent projection."""
-        x_proj = torch.addmm(z_x, token, self.time_token_w.t())
+        """Time-GRU input projection ``x_proj`` -> new ``h_time``, its notes-GRU projection ``hx``,
+        the notes start state and its recurrent projection."""
         h_proj = torch.addmm(self.time_hh_b, h_time, self.time_hh_w.t())
         h_time = _cell(x_proj, h_proj, h_time, self.time_hidden)
         hx, h_notes = torch.split(torch.addmm(self.time_post_b, h_time, self.time_post_w.t()),
@@ -254,9 +257,11 @@ class DecFirstGraph(nn.Module):
         token = parts.token0.expand(z.shape[0], -1)
         sos = parts.sos(z)
         sos_x = sos @ parts.notes_emb_w.t()
-        h_time, hx, h_notes, hh_notes = parts.time_step(token, z_x, h_time)
+        rest_token = parts.summary(sos.unsqueeze(1), torch.ones_like(z[:, 0], dtype=torch.long))
+        rest_x = parts.token_x(rest_token, z_x)
+        h_time, hx, h_notes, hh_notes = parts.time_step(parts.token_x(token, z_x), h_time)
         pitch, bits, emb, h_notes, hh_notes = parts.note_slot(hx + sos_x, h_notes, hh_notes)
-        return z_x, sos, sos_x, h_time, hx, pitch, bits, emb, h_notes, hh_notes
+        return z_x, sos, sos_x, rest_x, h_time, hx, pitch, bits, emb, h_notes, hh_notes
 
 
 class DecStepGraph(nn.Module):
@@ -268,7 +273,21 @@ class DecStepGraph(nn.Module):
 
     def forward(self, embs, lengths, z_x, sos_x, h_time):
         token = self.parts.summary(embs, lengths)
-        h_time, hx, h_notes, hh_notes = self.parts.time_step(token, z_x, h_time)
+        h_time, hx, h_notes, hh_notes = self.parts.time_step(self.parts.token_x(token, z_x), h_time)
+        pitch, bits, emb, h_notes, hh_notes = self.parts.note_slot(hx + sos_x, h_notes, hh_notes)
+        return h_time, hx, pitch, bits, emb, h_notes, hh_notes
+
+
+class DecRestGraph(nn.Module):
+    """One time step after a step without notes (its summary is that of SOS alone, so its input
+    projection ``rest_x`` is fixed per segment) + its first note slot."""
+
+    def __init__(self, parts: _DecoderParts):
+        super().__init__()
+        self.parts = parts
+
+    def forward(self, rest_x, sos_x, h_time):
+        h_time, hx, h_notes, hh_notes = self.parts.time_step(rest_x, h_time)
         pitch, bits, emb, h_notes, hh_notes = self.parts.note_slot(hx + sos_x, h_notes, hh_notes)
         return h_time, hx, pitch, bits, emb, h_notes, hh_notes
 
@@ -303,14 +322,17 @@ def _graph_specs(model: PolyDis) -> dict[str, tuple[nn.Module, tuple, list[str],
         "texture_head": (TextureHeadGraph(model), (torch.rand(b, 10, 8, 29),), ["feature_map"], ["z_txt"],
                          {"feature_map": batch, "z_txt": batch}),
         "dec_first": (DecFirstGraph(parts), (torch.randn(b, 2 * cfg.z_dim),), ["z"],
-                      ["z_x", "sos", "sos_x"] + step_out,
-                      {n: batch for n in ["z", "z_x", "sos", "sos_x"] + step_out}),
+                      ["z_x", "sos", "sos_x", "rest_x"] + step_out,
+                      {n: batch for n in ["z", "z_x", "sos", "sos_x", "rest_x"] + step_out}),
         "dec_step": (DecStepGraph(parts),
                      (torch.randn(b, steps, cfg.note_emb), torch.tensor([1, steps]), z_x,
                       torch.randn(b, 3 * cfg.notes_hidden), h_time),
                      ["embs", "lengths", "z_x", "sos_x", "h_time"], step_out,
                      {"embs": {0: "batch", 1: "length"}, "lengths": batch, "z_x": batch, "sos_x": batch,
                       "h_time": batch, **{n: batch for n in step_out}}),
+        "dec_rest": (DecRestGraph(parts), (z_x, torch.randn(b, 3 * cfg.notes_hidden), h_time),
+                     ["rest_x", "sos_x", "h_time"], step_out,
+                     {n: batch for n in ["rest_x", "sos_x", "h_time"] + step_out}),
         "dec_note": (DecNoteGraph(parts),
                      (torch.randn(b, 3 * cfg.notes_hidden), torch.randn(b, cfg.note_emb),
                       torch.randn(b, cfg.notes_hidden), torch.randn(b, 3 * cfg.notes_hidden)),

@@ -1,7 +1,7 @@
 """The inference engine: onnxruntime sessions over the graphs of ``live.graphs`` (no torch).
 
 Decoding is greedy and driven by a numpy loop: per time step one ``dec_step`` call (summary of the
-previous step, time GRU, first note slot) and one ``dec_note`` call per further slot, stopping as
+previous step, time GRU, first note slot; ``dec_rest`` when the previous step had no notes) and one ``dec_note`` call per further slot, stopping as
 soon as every segment of the batch has emitted EOS (at most 15 slots). The grid it builds is the
 one of ``model.polydis.PianoTreeDecoder.greedy_decode``.
 
@@ -128,10 +128,15 @@ class Engine:
         batch = len(z)
         grid = np.full((batch, STEPS, DECODE_SLOTS, 1 + DUR_BITS), DUR_PAD, dtype=np.int64)
         grid[..., 0] = PAD
-        run_step, run_note = self._sessions["dec_step"].run, self._sessions["dec_note"].run
-        z_x, sos, sos_x, h_time, hx, pitch, bits, emb, h_notes, hh_notes = self.run_graph("dec_first", {"z": z})
+        run_step, run_rest = self._sessions["dec_step"].run, self._sessions["dec_rest"].run
+        run_note = self._sessions["dec_note"].run
+        first = self.run_graph("dec_first", {"z": z})
+        z_x, sos, sos_x, rest_x, h_time, hx, pitch, bits, emb, h_notes, hh_notes = first
         for t in range(STEPS):
-            if t:
+            if t and (lengths == 1).all():
+                h_time, hx, pitch, bits, emb, h_notes, hh_notes = run_rest(
+                    None, {"rest_x": rest_x, "sos_x": sos_x, "h_time": h_time})
+            elif t:
                 h_time, hx, pitch, bits, emb, h_notes, hh_notes = run_step(
                     None, {"embs": embs, "lengths": lengths, "z_x": z_x, "sos_x": sos_x, "h_time": h_time})
             pitches, bit_rows, embs_t = [pitch], [bits], [sos, emb]

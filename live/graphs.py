@@ -12,12 +12,15 @@ card: ``Ht`` time hidden, ``Hn`` notes hidden, ``E`` note embedding):
 - ``texture_cnn``: ``pr_mat (B, 32, 128)`` -> ``feature_map (B, 10, 8, 29)``
 - ``texture_head``: ``feature_map`` -> ``z_txt (B, 256)`` (posterior mean)
 - ``dec_first``: ``z (B, 512)`` -> ``z_x (B, 3Ht)`` (time-GRU input part of ``z``), ``sos (B, E)``,
-  ``sos_x (B, 3Hn)`` (notes-GRU input part of SOS), then the outputs of ``dec_step``
+  ``sos_x (B, 3Hn)`` (notes-GRU input part of SOS), ``rest_x (B, 3Ht)`` (time-GRU input after a
+  step without notes), then the outputs of ``dec_step``
 - ``dec_step``: ``embs (B, L, E)`` (SOS + the previous step's notes), ``lengths (B,)`` int64,
   ``z_x``, ``sos_x``, ``h_time`` -> one time step (summary bi-GRU, time GRU, notes GRU start) and
   its first note slot: ``h_time_next (B, Ht)``, ``hx (B, 3Hn)`` (notes-GRU input part of
   ``h_time``), ``pitch (B,)`` int64, ``bits (B, 5)`` int64 (2s unless a note), ``emb (B, E)``,
   ``h_notes_next (B, Hn)``, ``hh_notes_next (B, 3Hn)`` (its recurrent projection)
+- ``dec_rest``: ``rest_x``, ``sos_x``, ``h_time`` -> the outputs of ``dec_step``, for a step whose
+  previous step had no notes in any segment of the batch (no summary needed)
 - ``dec_note``: ``hx``, ``prev (B, E)``, ``h_notes``, ``hh_notes`` -> the next note slot:
   ``pitch``, ``bits``, ``emb``, ``h_notes_next``, ``hh_notes_next``
 """
@@ -30,9 +33,9 @@ import os
 from pathlib import Path
 from typing import Callable
 
-EXPORTER_VERSION = "4"
+EXPORTER_VERSION = "5"
 MANIFEST = "manifest.json"
-GRAPH_NAMES = ("chord_enc", "texture_cnn", "texture_head", "dec_first", "dec_step", "dec_note")
+GRAPH_NAMES = ("chord_enc", "texture_cnn", "texture_head", "dec_first", "dec_step", "dec_rest", "dec_note")
 DEFAULT_WEIGHTS_NAME = "polydis-small.pt"
 EXPORT_HINT = "run `pip install -e .[train]` then `vis2mus-export --weights {weights}`"
 
