@@ -91,7 +91,7 @@ class Scheduler:
     ``midi`` is a ``live.midiout.MidiOut``, ``recorder`` a ``live.recorder.Recorder`` or ``None``.
     ``material`` is the initial loop (list of ``Section``). ``stats`` holds the timing figures:
     ``lateness`` (seconds after each step deadline, the last 10 000), ``late`` (count over
-    ``LATE_S``), ``steps``. ``beats`` is a queue of ``(bar, beat)`` put at every beat.
+    ``LATE_S``), ``worst`` ``(seconds, step)``, ``steps``. ``beats`` is a queue of ``(bar, beat)`` put at every beat.
     """
 
     def __init__(self, clock, midi, material: list[Section], recorder=None, quantum: str = "beat",
@@ -110,6 +110,7 @@ class Scheduler:
         self.beats: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
         self.lateness: deque[float] = deque(maxlen=10_000)
         self.late = 0
+        self.worst = (0.0, -1)
         self.steps = 0
         self._material = list(material)
         self._lock = threading.Lock()
@@ -231,6 +232,8 @@ class Scheduler:
                         self._next_step = tick // TICKS_PER_STEP + 1
                 self.lateness.append(late)
                 self.late += late > LATE_S
+                if late > self.worst[0]:
+                    self.worst = (late, tick // TICKS_PER_STEP)
                 self.steps += 1
             tick += 1 if self.clock_out else TICKS_PER_STEP
 

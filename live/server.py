@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ TICK_S = 0.05
 PORT_CHECK_S = 0.5
 STATUS_EVERY_S = 5.0
 RENDER_NICE = 5
+WARM_UP_ALPHA = 0.5
 START_DELAY_S = 0.3  # lets a freshly made MIDI connection settle before beat 0
 
 
@@ -231,7 +233,8 @@ class Performance:
                                    clock_out=settings.clock_out)
         self.regenerator = Regenerator(self.scheduler, self.renderer, self.renderer.count,
                                        render_key, panic_key, log=log)
-        self.regenerator.last_ms = self.first_render_ms / max(1, n_segments) * 2
+        self.regen_ms = self._warm_up(state, n_segments)
+        self.regenerator.last_ms = self.regen_ms
         self.params.subscribe(self._on_change)
         self.params.on_action("play", lambda s: self.play())
         self.params.on_action("stop", lambda s: self.pause())
@@ -240,6 +243,16 @@ class Performance:
         self.camera = self._start_camera()
 
     # Start-up helpers
+
+    def _warm_up(self, state, n_segments: int) -> float:
+        """Time one real regeneration (current + next segment, brightness 0.5): the figure the
+        start-up screen shows; it also warms the engine up. Its result is thrown away."""
+        t0 = time.perf_counter()
+        try:
+            self.renderer(replace(state, alpha_b=WARM_UP_ALPHA), list(range(min(2, n_segments))))
+        except Exception as exc:  # reported, the anchors still play
+            log(f"warm-up render failed: {exc}")
+        return (time.perf_counter() - t0) * 1000.0
 
     def _start_osc(self):
         from live.osc import OscServer
@@ -306,7 +319,7 @@ class Performance:
             f"  clock      {clock}; MIDI clock out {'on' if s.clock_out else 'off'}; quantum {state.quantum}",
             f"  anchor     {state.anchor} ({self.renderer.count(state)} segments); anchors: {', '.join(self.anchors)}",
             f"  engine     {self.engine_note}",
-            f"  regen      first loop rendered in {self.first_render_ms:.0f} ms",
+            f"  regen      {self.regen_ms:.0f} ms for 2 segments (first loop {self.first_render_ms:.0f} ms)",
             f"  alpha      {self._alpha_source()}",
             f"  recording  {self.record_path if self.record_path else 'off'}",
         ]
@@ -384,7 +397,7 @@ class Performance:
             return "played no steps"
         p50, p99, worst = np.percentile(lateness, [50, 99, 100])
         return (f"played {sch.steps} steps, late {sch.late} (>{LATE_S * 1000:g} ms); send lateness ms "
-                f"p50 {p50:.3f} p99 {p99:.3f} max {worst:.3f}; renders {regen.renders}, "
+                f"p50 {p50:.3f} p99 {p99:.3f} max {worst:.3f} (step {sch.worst[1]}); renders {regen.renders}, "
                 f"failed {regen.errors}, last {regen.last_ms:.0f} ms; send priority {sch.priority}")
 
 
