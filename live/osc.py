@@ -24,7 +24,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Iterable
 
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
@@ -156,7 +156,7 @@ def parse_host_port(text: str) -> Peer:
 
 @dataclass
 class _PeerBook:
-    """Rate limiting, error budget and state-feedback bookkeeping for one sender IP or peer."""
+    """Token bucket (per sender IP) and error-reply budget (per peer)."""
 
     tokens: float = MESSAGES_PER_S
     refilled: float = field(default_factory=time.monotonic)
@@ -194,13 +194,12 @@ class OscServer:
         port: int = DEFAULT_PORT,
         allow: Iterable[str] = (),
         reply: Peer | None = None,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.params = params
         self.allow = frozenset(str(ipaddress.ip_address(ip)) for ip in allow)
         self.reply = reply
         self.stats = OscStats()
-        self._clock = clock
+        self._clock = time.monotonic
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             self._sock.bind((host, port))
@@ -253,10 +252,6 @@ class OscServer:
         data = encode(f"{P}/beat", int(bar), int(beat))
         for peer in self._targets():
             self._send(data, peer)
-
-    def peers(self) -> list[Peer]:
-        """Where replies currently go."""
-        return self._targets()
 
     # Receive loop
 
