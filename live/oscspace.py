@@ -69,5 +69,6 @@ def markdown_table() -> str:
     for a in CONTROLS + FEEDBACK:
         args = " or ".join(f"`{s}`" if s else "none" for s in a.signatures)
         span = f"{a.low:g}..{a.high:g}" if a.low is not None and a.high is not None else ""
-        rows.append(f"| `{a.path}` | {args} | {span} | {a.doc} |")
+        doc = a.doc.replace("|", "\\|")
+        rows.append(f"| `{a.path}` | {args} | {span} | {doc} |")
     return "\n".join(rows)
