@@ -24,14 +24,15 @@ NOTE_ON = 0x90
 CONTROL = 0xB0
 ALL_NOTES_OFF = 123
 CLOSE_GRACE_S = 0.05  # let the backend deliver the last events before the port goes
-API_NAMES = {"alsa": rtmidi.API_LINUX_ALSA, "jack": rtmidi.API_UNIX_JACK, "macos": rtmidi.API_MACOSX_CORE,
-             "windows": rtmidi.API_WINDOWS_MM}
+API_NAMES = {"alsa": rtmidi.API_LINUX_ALSA, "jack": rtmidi.API_UNIX_JACK, "coremidi": rtmidi.API_MACOSX_CORE,
+             "winmm": rtmidi.API_WINDOWS_MM}
 FIX_HINT = ("start a JACK server (jackd -d dummy, or jackd -d alsa) or load the ALSA sequencer "
             "(modprobe snd-seq); on Windows install loopMIDI and pass --midi-port")
 
 
 def api_candidates(api: str) -> list[int]:
-    """rtmidi API ids to try for ``--midi-api`` ``alsa|jack|macos|windows|auto``, in order."""
+    """rtmidi API ids to try for ``--midi-api`` ``auto|alsa|jack|coremidi|winmm``, in order (``auto``:
+    ALSA, JACK, CoreMIDI, WinMM as compiled; JACK first when ``JACK_DEFAULT_SERVER`` is set)."""
     compiled = rtmidi.get_compiled_api()
     if api == "auto":
         preferred = [rtmidi.API_LINUX_ALSA, rtmidi.API_UNIX_JACK, rtmidi.API_MACOSX_CORE, rtmidi.API_WINDOWS_MM]

@@ -131,3 +131,16 @@ def test_recording_survives_sigkill_up_to_the_last_flush(tmp_path):
     mid = mido.MidiFile(path)
     ons = [m for m in mid.tracks[0] if m.type == "note_on"]
     assert len(ons) >= 4 * 8 and len(ons) % 8 == 0
+
+
+def test_every_midi_api_the_config_accepts_is_known_to_midiout():
+    import rtmidi
+
+    from live.config import MIDI_APIS
+    from live.midiout import api_candidates
+
+    for api in MIDI_APIS:
+        assert isinstance(api_candidates(api), list)
+    assert api_candidates("jack") == [rtmidi.API_UNIX_JACK]
+    with pytest.raises(ValueError):
+        api_candidates("portmidi")
