@@ -12,6 +12,7 @@ away, a connected peer that vanished, or one that came back, and reopens the por
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -43,6 +44,21 @@ def api_candidates(api: str) -> list[int]:
     if api not in API_NAMES:
         raise ValueError(f"unknown MIDI API {api!r} (one of auto, {', '.join(API_NAMES)})")
     return [API_NAMES[api]]
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """Silence file descriptor 2 for a moment: ALSA and JACK client libraries print their own
+    multi-line complaints when a backend is missing; the caller prints one line instead."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def jack_server_stamp() -> tuple[int, int] | None:
@@ -90,19 +106,20 @@ class MidiOut:
         errors = []
         for api_id in api_candidates(self.api):
             try:
-                out = rtmidi.MidiOut(api_id, name=self.name)
-                if self.port is None:
-                    out.open_virtual_port("out")
-                    where = f"virtual output '{self.name}:out'"
-                else:
-                    ports = out.get_ports()
-                    match = [i for i, p in enumerate(ports) if self.port in p]
-                    if not match:
-                        errors.append(f"{rtmidi.get_api_name(api_id)}: no port matching {self.port!r}")
-                        out.delete()
-                        continue
-                    out.open_port(match[0], "out")
-                    where = f"connected to '{ports[match[0]]}'"
+                with quiet_stderr():
+                    out = rtmidi.MidiOut(api_id, name=self.name)
+                    if self.port is None:
+                        out.open_virtual_port("out")
+                        where = f"virtual output '{self.name}:out'"
+                    else:
+                        ports = out.get_ports()
+                        match = [i for i, p in enumerate(ports) if self.port in p]
+                        if not match:
+                            errors.append(f"{rtmidi.get_api_name(api_id)}: no port matching {self.port!r}")
+                            out.delete()
+                            continue
+                        out.open_port(match[0], "out")
+                        where = f"connected to '{ports[match[0]]}'"
             except Exception as exc:  # rtmidi backends raise SystemError/RtMidiError subclasses
                 errors.append(f"{rtmidi.get_api_name(api_id)}: {str(exc).strip()}")
                 continue
