@@ -348,3 +348,55 @@ def test_a_generated_video_drives_alpha(jack, server_factory, random_weights, tm
     time.sleep(0.3)
     assert peer.held() == set()
     peer.close()
+
+
+def test_follows_an_external_midi_clock_and_osc_stop_play(jack, server_factory):
+    import rtmidi
+
+    source = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="clocksrc")
+    source.open_virtual_port("out")
+    peer = Peer("peer")
+    srv = server_factory("--midi-port", peer.port, "--clock-in", "clocksrc:out", "--anchor", "arpeggios")
+    srv.wait_for("following MIDI clock")
+    time.sleep(1.0)
+    assert peer.note_ons() == [], "nothing plays before the external Start"
+    bpm, tick_s = 100.0, 60.0 / (100.0 * 24)
+    source.send_message([0xFA])
+    t0 = time.perf_counter()
+    for k in range(24 * 8):
+        while time.perf_counter() < t0 + k * tick_s:
+            time.sleep(0.0005)
+        source.send_message([0xF8])
+    source.send_message([0xFC])
+    time.sleep(0.5)
+    ons = peer.note_ons()
+    assert len(ons) >= 8
+    assert peer.held() == set(), "Stop must close every note"
+    step_s = 60.0 / bpm / 4
+    phase = np.array([((t - ons[0][0]) / step_s) % 1.0 for t, *_ in ons])
+    assert np.percentile(np.minimum(phase, 1 - phase) * step_s, 90) < 0.012
+    count = len(ons)
+    time.sleep(1.0)
+    assert len(peer.note_ons()) == count, "notes went on after the external Stop"
+    source.close_port()
+    source.delete()
+    assert srv.terminate() == 0
+    peer.close()
+
+
+def test_osc_stop_silences_and_play_resumes(jack, server_factory):
+    peer = Peer("peer")
+    srv = server_factory("--midi-port", peer.port, "--bpm", "200", "--anchor", "block_chords")
+    wait_for_notes(peer, 4)
+    subprocess.run(["oscsend", "127.0.0.1", str(srv.osc_port), "/vis2mus/stop"], check=True)
+    time.sleep(0.5)
+    assert peer.held() == set()
+    count = len(peer.note_ons())
+    time.sleep(1.0)
+    assert len(peer.note_ons()) == count
+    subprocess.run(["oscsend", "127.0.0.1", str(srv.osc_port), "/vis2mus/play"], check=True)
+    wait_for_notes(peer, count + 3, timeout=10)
+    assert srv.terminate() == 0
+    time.sleep(0.3)
+    assert peer.held() == set()
+    peer.close()
