@@ -40,8 +40,8 @@ from pythonosc.udp_client import SimpleUDPClient
 from benchmarks.jackrig import JackServer, Peer
 
 ROOT = Path(__file__).resolve().parent.parent
-SUMMARY = re.compile(r"played (\d+) steps, late (\d+) .*p50 ([\d.]+) p99 ([\d.]+) max ([\d.]+) \(step -?\d+\); renders (\d+), "
-                     r"failed (\d+), last (\d+) ms; send priority (.*)$")
+SUMMARY = re.compile(r"played (\d+) steps, late (\d+) .*p50 ([\d.]+) p99 ([\d.]+) max ([\d.]+) \(step (-?\d+)\); renders (\d+), "
+                     r"failed (\d+), last (\d+) ms; send priority ([^;]*);")
 
 
 def free_port() -> int:
@@ -79,8 +79,8 @@ class Server:
             if found:
                 g = found.groups()
                 return {"steps": int(g[0]), "late": int(g[1]), "p50": float(g[2]), "p99": float(g[3]),
-                        "max": float(g[4]), "renders": int(g[5]), "failed": int(g[6]), "regen_ms": int(g[7]),
-                        "priority": g[8]}
+                        "max": float(g[4]), "worst_step": int(g[5]), "renders": int(g[6]), "failed": int(g[7]),
+                        "regen_ms": int(g[8]), "priority": g[9]}
         raise RuntimeError(f"no summary line:\n{self.log.read_text()}")
 
 
@@ -276,8 +276,8 @@ def mode_streams(args, work: Path) -> None:
         summaries = [srv.stop() for srv in servers]
         if args.verbose:
             for i, s in enumerate(summaries):
-                print(f"    instance {i}: late {s['late']} of {s['steps']}, send p99 {s['p99']:.3f} max {s['max']:.3f} ms, "
-                      f"{s['renders']} renders, last {s['regen_ms']} ms")
+                print(f"    instance {i}: late {s['late']} of {s['steps']}, send p99 {s['p99']:.3f} max {s['max']:.3f} ms "
+                      f"(step {s['worst_step']}), {s['renders']} renders, last {s['regen_ms']} ms")
         late = sum(s["late"] for s in summaries)
         worst = max(s["max"] for s in summaries)
         renders = sum(s["renders"] for s in summaries)

@@ -34,6 +34,7 @@ TICK_S = 0.05
 PORT_CHECK_S = 0.5
 STATUS_EVERY_S = 5.0
 RENDER_NICE = 5
+SERVER_PRIORITY = 1
 WARM_UP_ALPHA = 0.5
 START_DELAY_S = 0.3  # lets a freshly made MIDI connection settle before beat 0
 
@@ -208,6 +209,7 @@ class Performance:
         from live.config import build_params
 
         self.settings = settings
+        self.realtime = False
         self._stop = threading.Event()
         self.anchors = default_anchors()
         self.contents = content_pieces()
@@ -239,8 +241,8 @@ class Performance:
         self.params.on_action("play", lambda s: self.play())
         self.params.on_action("stop", lambda s: self.pause())
         self.params.on_action("panic", lambda s: self.scheduler.panic())
-        self.osc = self._start_osc()
-        self.camera = self._start_camera()
+        self.osc = self._make_osc()
+        self.camera = self._make_camera()
 
     # Start-up helpers
 
@@ -254,24 +256,24 @@ class Performance:
             log(f"warm-up render failed: {exc}")
         return (time.perf_counter() - t0) * 1000.0
 
-    def _start_osc(self):
+    def _make_osc(self):
         from live.osc import OscServer
 
         s = self.settings
         try:
             return OscServer(self.params, host=s.osc_host, port=s.osc_port, allow=s.osc_allow,
-                             reply=s.osc_reply).start()
+                             reply=s.osc_reply)
         except OSError as exc:
             log(f"{exc}; running without OSC input")
             return None
 
-    def _start_camera(self):
+    def _make_camera(self):
         s = self.settings
         if s.camera is None and s.video is None and s.image is None:
             return None
         from live.camera import CameraSource
 
-        return CameraSource.from_settings(self.params, self.anchors, s).start()
+        return CameraSource.from_settings(self.params, self.anchors, s)
 
     # Reactions (called from OSC/camera threads)
 
@@ -345,6 +347,11 @@ class Performance:
         """Start the threads and the clock; serve until ``stop()``."""
         print(self.banner(), file=sys.stderr, flush=True)
         status = StatusLine(mode=self.settings.status)
+        self.realtime = raise_thread_priority()
+        if self.osc is not None:
+            self.osc.start()
+        if self.camera is not None:
+            self.camera.start()
         self.scheduler.start()
         self.regenerator.start(self.params.snapshot())
         if self.external is None:
@@ -398,7 +405,24 @@ class Performance:
         p50, p99, worst = np.percentile(lateness, [50, 99, 100])
         return (f"played {sch.steps} steps, late {sch.late} (>{LATE_S * 1000:g} ms); send lateness ms "
                 f"p50 {p50:.3f} p99 {p99:.3f} max {worst:.3f} (step {sch.worst[1]}); renders {regen.renders}, "
-                f"failed {regen.errors}, last {regen.last_ms:.0f} ms; send priority {sch.priority}")
+                f"failed {regen.errors}, last {regen.last_ms:.0f} ms; send priority {sch.priority}; "
+                f"other threads {'SCHED_FIFO ' + str(SERVER_PRIORITY) if self.realtime else 'normal'}")
+
+
+def raise_thread_priority() -> bool:
+    """Best effort: ``SCHED_FIFO`` priority 1 for this thread and the threads it starts later (OSC,
+    camera, worker, main loop), reset in child processes. The send thread raises itself above them.
+    Called once everything is loaded, so start-up work never runs at this priority.
+
+    Every thread of the process shares one GIL; an ordinary-priority thread preempted by another
+    program while it holds the GIL would hold up the send thread for a whole time slice. Returns
+    whether it worked (it needs CAP_SYS_NICE or an RLIMIT_RTPRIO, as JACK does).
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(SERVER_PRIORITY))
+        return True
+    except (AttributeError, OSError):
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:
