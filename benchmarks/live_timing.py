@@ -41,7 +41,7 @@ from benchmarks.jackrig import JackServer, Peer
 
 ROOT = Path(__file__).resolve().parent.parent
 SUMMARY = re.compile(r"played (\d+) steps, late (\d+) .*p50 ([\d.]+) p99 ([\d.]+) max ([\d.]+) \(step (-?\d+)\); renders (\d+), "
-                     r"failed (\d+), last (\d+) ms; send priority ([^;]*);")
+                     r"failed (\d+), last (\d+) ms; send priority (.*)$")
 
 
 def free_port() -> int:

@@ -141,7 +141,7 @@ class ExternalClock:
     """
 
     def __init__(self, clock: Clock, port_name: str, api: str = "auto", on_transport=None) -> None:
-        from live.midiout import api_candidates
+        from live.midiout import api_candidates, quiet_stderr
 
         import rtmidi
 
@@ -155,8 +155,9 @@ class ExternalClock:
         errors = []
         for api_id in api_candidates(api):
             try:
-                midi_in = rtmidi.MidiIn(api_id, name="Vis2Mus clock")
-                ports = midi_in.get_ports()
+                with quiet_stderr():
+                    midi_in = rtmidi.MidiIn(api_id, name="Vis2Mus clock")
+                    ports = midi_in.get_ports()
                 match = [i for i, p in enumerate(ports) if port_name in p]
                 if not match:
                     errors.append(f"no input port matching {port_name!r} among {ports}")

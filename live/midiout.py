@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -156,7 +158,7 @@ class MidiOut:
             if api_id == rtmidi.API_UNIX_JACK and jack_server_stamp() != stamp:
                 self._close_recorded_notes()
                 self._drop_port("JACK server gone")
-            elif self.port is not None and not any(self.port in p for p in self._list_ports(out)):
+            elif self.port is not None and not any(self.port in p for p in self._list_ports(out, api_id)):
                 self._close_recorded_notes()
                 self._drop_port(f"peer {self.port!r} gone")
             return
@@ -164,7 +166,16 @@ class MidiOut:
             self._log(f"MIDI port back: {self.description}")
 
     @staticmethod
-    def _list_ports(out) -> list[str]:
+    def _list_ports(out, api_id: int | None) -> list[str]:
+        """Port names. For JACK, ``jack_lsp`` in a child process when installed: rtmidi's own listing
+        is a round trip to the JACK server made while holding the GIL, which a busy server can
+        stretch to many milliseconds, stalling the send thread."""
+        if api_id == rtmidi.API_UNIX_JACK and shutil.which("jack_lsp"):
+            try:
+                done = subprocess.run(["jack_lsp"], capture_output=True, text=True, timeout=5)
+                return done.stdout.split("\n")
+            except (OSError, subprocess.TimeoutExpired):
+                return []
         try:
             return out.get_ports()
         except Exception:  # a broken backend lists nothing

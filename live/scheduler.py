@@ -172,9 +172,11 @@ class Scheduler:
         self.panic()
 
     def panic(self) -> int:
-        """All notes off now (note-offs for held keys, CC 123); returns how many notes were held."""
-        with self._lock:
-            self._offs.clear()
+        """All notes off now (note-offs for held keys, CC 123); returns how many notes were held.
+
+        Safe from any thread: the note-offs still queued for those notes carry stale tokens, so the
+        send thread drops them instead of cutting a later note on the same key.
+        """
         return self.midi.panic(channels=(MELODY_CHANNEL, ACCOMPANIMENT_CHANNEL))
 
     def transport(self, kind: str) -> None:
@@ -337,7 +339,6 @@ class Regenerator:
         self.last_ms = 0.0
         self.renders = 0
         self.errors = 0
-        self.last_splice = -1
 
     def submit(self, state) -> None:
         """Ask for the loop under ``state`` (a newer state replaces one not yet started)."""
@@ -412,6 +413,5 @@ class Regenerator:
             self._log(f"render failed, keeping the current loop: {exc}")
             return False
         self.renders += 1
-        self.last_splice = self.scheduler.install(dict(zip(indices, sections)), n_segments=n_segments,
-                                                  panic=panic)
+        self.scheduler.install(dict(zip(indices, sections)), n_segments=n_segments, panic=panic)
         return True

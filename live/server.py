@@ -12,6 +12,7 @@ SIGINT/SIGTERM: all notes off + CC 123, recording closed, exit 0.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -34,7 +35,6 @@ TICK_S = 0.05
 PORT_CHECK_S = 0.5
 STATUS_EVERY_S = 5.0
 RENDER_NICE = 5
-SERVER_PRIORITY = 1
 WARM_UP_ALPHA = 0.5
 START_DELAY_S = 0.3  # lets a freshly made MIDI connection settle before beat 0
 
@@ -114,10 +114,8 @@ def _render_main(conn, settings) -> None:
     from live.anchors import content_pieces, default_anchors
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
+    with contextlib.suppress(OSError):  # lowering our own priority only fails on exotic systems
         os.nice(RENDER_NICE)
-    except OSError:
-        pass
     renderer, note = load_renderer(settings, default_anchors(), content_pieces())
     conn.send(("ready", note))
     while True:
@@ -209,7 +207,6 @@ class Performance:
         from live.config import build_params
 
         self.settings = settings
-        self.realtime = False
         self._stop = threading.Event()
         self.anchors = default_anchors()
         self.contents = content_pieces()
@@ -227,8 +224,11 @@ class Performance:
         self.clock = Clock(state.tempo)
         self.external = None
         if settings.clock_in:
-            self.external = ExternalClock(self.clock, settings.clock_in, settings.midi_api,
-                                          on_transport=self._external_transport)
+            try:
+                self.external = ExternalClock(self.clock, settings.clock_in, settings.midi_api,
+                                              on_transport=self._external_transport)
+            except RuntimeError as exc:
+                log(f"{exc}; using the internal clock at {state.tempo:g} BPM")
         self.scheduler = Scheduler(self.clock, self.midi, sections, recorder=self.recorder,
                                    quantum=state.quantum, max_note_steps=round(settings.max_note * 4),
                                    velocity=state.velocity, follow_velocity=settings.follow_velocity,
@@ -347,7 +347,6 @@ class Performance:
         """Start the threads and the clock; serve until ``stop()``."""
         print(self.banner(), file=sys.stderr, flush=True)
         status = StatusLine(mode=self.settings.status)
-        self.realtime = raise_thread_priority()
         if self.osc is not None:
             self.osc.start()
         if self.camera is not None:
@@ -405,24 +404,7 @@ class Performance:
         p50, p99, worst = np.percentile(lateness, [50, 99, 100])
         return (f"played {sch.steps} steps, late {sch.late} (>{LATE_S * 1000:g} ms); send lateness ms "
                 f"p50 {p50:.3f} p99 {p99:.3f} max {worst:.3f} (step {sch.worst[1]}); renders {regen.renders}, "
-                f"failed {regen.errors}, last {regen.last_ms:.0f} ms; send priority {sch.priority}; "
-                f"other threads {'SCHED_FIFO ' + str(SERVER_PRIORITY) if self.realtime else 'normal'}")
-
-
-def raise_thread_priority() -> bool:
-    """Best effort: ``SCHED_FIFO`` priority 1 for this thread and the threads it starts later (OSC,
-    camera, worker, main loop), reset in child processes. The send thread raises itself above them.
-    Called once everything is loaded, so start-up work never runs at this priority.
-
-    Every thread of the process shares one GIL; an ordinary-priority thread preempted by another
-    program while it holds the GIL would hold up the send thread for a whole time slice. Returns
-    whether it worked (it needs CAP_SYS_NICE or an RLIMIT_RTPRIO, as JACK does).
-    """
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(SERVER_PRIORITY))
-        return True
-    except (AttributeError, OSError):
-        return False
+                f"failed {regen.errors}, last {regen.last_ms:.0f} ms; send priority {sch.priority}")
 
 
 def main(argv: list[str] | None = None) -> int:
