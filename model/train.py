@@ -242,11 +242,18 @@ def _atomic_save(obj, path: Path) -> None:
 
 
 def ship(run_dir: str | Path, weights: str | Path, which: str = "best_greedy") -> dict:
-    """Write ``weights`` (float32 state dict of ``RUN/<which>.pt``) and its model card from the
-    run's ``history.json``; returns the card."""
+    """Write ``weights`` (float32 state dict of ``RUN/<which>.pt``, or of the model in ``last.pt``
+    for ``which="last"``) and its model card from the run's ``history.json``; returns the card."""
     run_dir = Path(run_dir)
     info = json.loads((run_dir / "history.json").read_text())
-    state = torch.load(run_dir / f"{which}.pt", map_location="cpu", weights_only=True)
+    if which == "last":
+        last = torch.load(run_dir / "last.pt", map_location="cpu", weights_only=False)
+        state = last["model"]
+        info.update(steps=last["step"], wall_s=last["wall"])
+        position = {"epochs_completed": last["epoch"], "batches_into_next_epoch": last["batch"]}
+    else:
+        state = torch.load(run_dir / f"{which}.pt", map_location="cpu", weights_only=True)
+        position = {"epoch": info["best"].get("greedy_epoch" if which == "best_greedy" else "recon_epoch")}
     state = {k: v.float().contiguous() for k, v in state.items()}
     model = PolyDis(PolyDisConfig.from_dict(info["config"]))
     model.load_state_dict(state)
@@ -261,7 +268,7 @@ def ship(run_dir: str | Path, weights: str | Path, which: str = "best_greedy") -
                         "before its GRU (not upstream's view quirk T1); absolute bass; no-chord rows all zero and "
                         "masked out of the chord loss; decoder step summary excludes EOS; duration GRU teacher-forced",
         "checkpoint": which,
-        "selected_epoch": info["best"].get("greedy_epoch" if which == "best_greedy" else "recon_epoch"),
+        "checkpoint_position": position,
         "training": {**info["hparams"], "steps": info["steps"], "epochs": len(info["epochs"]),
                      "wall_s": round(info["wall_s"], 1), "hardware": _hardware(),
                      "torch": torch.__version__, "teacher_forcing": 1.0,
@@ -310,12 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     try:
         if args.ship:
-            which = args.which
-            if which == "last":
-                state = torch.load(Path(args.out) / "last.pt", map_location="cpu", weights_only=False)
-                _atomic_save(state["model"], Path(args.out) / "last_model.pt")
-                which = "last_model"
-            card = ship(args.out, args.ship, which)
+            card = ship(args.out, args.ship, args.which)
             print(f"wrote {args.ship} ({card['parameters']} parameters) and {card_path(args.ship)}")
             return 0
         segments = Segments(args.data)
