@@ -11,16 +11,10 @@ from __future__ import annotations
 import os
 import struct
 import threading
-import time
 from pathlib import Path
 
 TICKS_PER_BEAT = 480
 _END_OF_TRACK = b"\x00\xff\x2f\x00"
-
-
-def default_path(folder: str | os.PathLike = "recordings") -> Path:
-    """``recordings/<UTC timestamp>.mid``."""
-    return Path(folder) / time.strftime("%Y%m%d-%H%M%S.mid", time.gmtime())
 
 
 def varlen(value: int) -> bytes:

@@ -27,7 +27,7 @@ import numpy as np
 from live.clock import Clock, ExternalClock
 from live.midiout import MidiOut
 from live.notes import empty_notes
-from live.recorder import Recorder, default_path
+from live.recorder import Recorder
 from live.scheduler import LATE_S, Regenerator, Scheduler, Section, follow_velocities
 
 GIL_SWITCH_S = 0.0005

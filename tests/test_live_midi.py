@@ -9,7 +9,7 @@ import mido
 import numpy as np
 import pytest
 
-from benchmarks.jackrig import JackServer, Peer, connect, jackd_available
+from benchmarks.jackrig import JackServer, Peer, jackd_available
 from live.clock import Clock
 from live.midiout import MidiOut
 from live.notes import make_notes

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time

@@ -9,7 +9,6 @@ import sys
 import time
 
 import mido
-import numpy as np
 import pytest
 
 from live.clock import Clock, TempoEstimator, clamp_bpm
