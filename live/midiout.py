@@ -26,6 +26,7 @@ NOTE_OFF = 0x80
 NOTE_ON = 0x90
 CONTROL = 0xB0
 ALL_NOTES_OFF = 123
+PEER_MISSES = 2
 CLOSE_GRACE_S = 0.05  # let the backend deliver the last events before the port goes
 API_NAMES = {"alsa": rtmidi.API_LINUX_ALSA, "jack": rtmidi.API_UNIX_JACK, "coremidi": rtmidi.API_MACOSX_CORE,
              "winmm": rtmidi.API_WINDOWS_MM}
@@ -94,6 +95,7 @@ class MidiOut:
         self._out = None
         self._api_id: int | None = None
         self._jack_stamp: tuple[int, int] | None = None
+        self._misses = 0
         self.description = "none"
         self.sent = 0
         self._open_port(announce=True)
@@ -142,7 +144,7 @@ class MidiOut:
             out, self._out = self._out, None
             self._open.clear()
             self.description = f"lost ({reason})"
-        self._log(f"MIDI port lost: {reason}; notes closed in the recording, retrying")
+        self._log(f"MIDI port lost: {reason}; held notes closed, retrying")
         if out is not None and reason != "JACK server gone":
             try:
                 out.close_port()
@@ -151,18 +153,27 @@ class MidiOut:
                 pass
 
     def check(self) -> None:
-        """Watchdog step: detect a lost JACK server or peer and reopen when possible."""
+        """Watchdog step: detect a lost JACK server or peer and reopen when possible.
+
+        Held notes get their note-offs before the port is dropped (they reach the peer if it is in
+        fact still there, and the recording in any case). A peer counts as gone after
+        ``PEER_MISSES`` listings in a row without it, so one slow listing never cuts the music.
+        """
         with self._lock:
             out, api_id, stamp = self._out, self._api_id, self._jack_stamp
         if out is not None:
             if api_id == rtmidi.API_UNIX_JACK and jack_server_stamp() != stamp:
-                self._close_recorded_notes()
+                self.all_off()
                 self._drop_port("JACK server gone")
-            elif self.port is not None and not any(self.port in p for p in self._list_ports(out, api_id)):
-                self._close_recorded_notes()
-                self._drop_port(f"peer {self.port!r} gone")
+            elif self.port is not None:
+                present = any(self.port in p for p in self._list_ports(out, api_id))
+                self._misses = 0 if present else self._misses + 1
+                if self._misses >= PEER_MISSES:
+                    self.all_off()
+                    self._drop_port(f"peer {self.port!r} gone")
             return
         if self._open_port(announce=False):
+            self._misses = 0
             self._log(f"MIDI port back: {self.description}")
 
     @staticmethod
@@ -180,13 +191,6 @@ class MidiOut:
             return out.get_ports()
         except Exception:  # a broken backend lists nothing
             return []
-
-    def _close_recorded_notes(self) -> None:
-        """On port loss the peer can no longer hear note-offs; still end them in the recording."""
-        with self._lock:
-            if self.recorder is not None:
-                for channel, pitch in self._open:
-                    self.recorder.event([NOTE_OFF | channel, pitch, 0])
 
     # Sending
 

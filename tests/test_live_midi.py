@@ -109,6 +109,8 @@ def test_peer_killed_and_restarted_stream_resumes(jack):
     wait_notes(peer, 1)
     peer.close()
     midi.check()
+    assert midi.connected, "one listing without the peer is not enough to drop it"
+    midi.check()
     assert not midi.connected
     peer = Peer("peer")
     midi.check()

@@ -32,7 +32,17 @@ def free_udp_port() -> int:
 
 @pytest.fixture
 def jack():
+    """A JACK server with a 2.67 ms period, for the tests that check timing."""
     with JackServer(f"v2msrv{os.getpid()}") as server:
+        yield server
+
+
+@pytest.fixture
+def jack_calm():
+    """A JACK server with a 21 ms period, for the tests that count every note-off: the dummy driver
+    without realtime priority drops MIDI events in xruns on a busy machine, far less often with
+    long periods."""
+    with JackServer(f"v2mcalm{os.getpid()}", period=1024) as server:
         yield server
 
 
@@ -120,7 +130,7 @@ def test_bars_arrive_at_the_set_tempo_on_the_grid_and_sigterm_mid_bar_closes_eve
     held_before = peer.held()
     assert held_before, "expected sounding notes when the signal arrives"
     assert srv.terminate() == 0
-    assert released(peer)
+    assert released(peer), (peer.held(), srv.output()[-3000:])
     messages = peer.snapshot()
     ticks = np.array([t for t, m in messages if m == [0xF8]])
     assert len(ticks) > 100
@@ -139,7 +149,7 @@ def test_bars_arrive_at_the_set_tempo_on_the_grid_and_sigterm_mid_bar_closes_eve
     peer.close()
 
 
-def test_malformed_osc_flood_leaves_it_playing_with_every_note_closed(jack, server_factory):
+def test_malformed_osc_flood_leaves_it_playing_with_every_note_closed(jack_calm, server_factory):
     peer = Peer("peer")
     srv = server_factory("--midi-port", peer.port, "--bpm", "200")
     wait_for_notes(peer, 4)
@@ -185,13 +195,13 @@ def test_malformed_osc_flood_leaves_it_playing_with_every_note_closed(jack, serv
     assert srv.proc.poll() is None
     assert len(peer.note_ons()) > count, "the music stopped after the flood"
     assert srv.terminate() == 0
-    assert released(peer)
+    assert released(peer), (peer.held(), srv.output()[-3000:])
     recorded_notes(srv.record)
     sock.close()
     peer.close()
 
 
-def test_peer_killed_and_restarted_stream_resumes(jack, server_factory):
+def test_peer_killed_and_restarted_stream_resumes(jack_calm, server_factory):
     peer = Peer("peer")
     srv = server_factory("--midi-port", peer.port, "--bpm", "200")
     wait_for_notes(peer, 4)
@@ -202,7 +212,7 @@ def test_peer_killed_and_restarted_stream_resumes(jack, server_factory):
     wait_for_notes(peer, 4, timeout=10)
     srv.wait_for("MIDI port back")
     assert srv.terminate() == 0
-    assert released(peer)
+    assert released(peer), (peer.held(), srv.output()[-3000:])
     peer.close()
 
 
@@ -219,7 +229,7 @@ def test_no_midi_backend_one_line_and_the_recording_goes_on(tmp_path, server_fac
     assert ons > 0 and offs >= ons
 
 
-def test_default_virtual_port_vis2mus_reaches_a_connected_peer(jack, server_factory):
+def test_default_virtual_port_vis2mus_reaches_a_connected_peer(jack_calm, server_factory):
     srv = server_factory("--bpm", "200")
     assert wait_for_port("Vis2Mus:out"), srv.output()
     peer = Peer("peer")
@@ -307,7 +317,7 @@ def test_oscsend_brightness_changes_the_notes_from_the_next_beat(server_factory,
     assert splice <= next_beat + 4, f"sent at step {sent_step}, the change came only at step {splice}"
 
 
-def test_a_generated_video_drives_alpha(jack, server_factory, random_weights, tmp_path):
+def test_a_generated_video_drives_alpha(jack_calm, server_factory, random_weights, tmp_path):
     import cv2
     from pythonosc.osc_message import OscMessage
 
@@ -346,7 +356,7 @@ def test_a_generated_video_drives_alpha(jack, server_factory, random_weights, tm
     assert "brighter.avi" in srv.output()
     wait_for_notes(peer, 4)
     assert srv.terminate() == 0
-    assert released(peer)
+    assert released(peer), (peer.held(), srv.output()[-3000:])
     peer.close()
 
 
@@ -384,7 +394,7 @@ def test_follows_an_external_midi_clock_and_osc_stop_play(jack, server_factory):
     peer.close()
 
 
-def test_osc_stop_silences_and_play_resumes(jack, server_factory):
+def test_osc_stop_silences_and_play_resumes(jack_calm, server_factory):
     peer = Peer("peer")
     srv = server_factory("--midi-port", peer.port, "--bpm", "200", "--anchor", "block_chords")
     wait_for_notes(peer, 4)
@@ -397,5 +407,5 @@ def test_osc_stop_silences_and_play_resumes(jack, server_factory):
     subprocess.run(["oscsend", "127.0.0.1", str(srv.osc_port), "/vis2mus/play"], check=True)
     wait_for_notes(peer, count + 3, timeout=10)
     assert srv.terminate() == 0
-    assert released(peer)
+    assert released(peer), (peer.held(), srv.output()[-3000:])
     peer.close()
