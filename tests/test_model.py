@@ -173,4 +173,5 @@ def test_shipped_weights_reconstruct_a_composed_fixture():
     batch = batch_of(notes, chords)
     decoded = grids_to_notes(model.reconstruct(batch["chords"], batch["pr_mat"]))
     counts = sum(match_counts(ref, est) for ref, est in zip(notes, decoded))
-    assert f1_from_counts(counts) >= 0.45, counts
+    # polydis-small (epoch 3 + 424 batches) scores 0.61 on this fixture
+    assert f1_from_counts(counts) >= 0.55, counts
