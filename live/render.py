@@ -68,6 +68,19 @@ def wav_unavailable(soundfont: str | None) -> str | None:
     return None
 
 
+def wav_soundfont(explicit: str | None, wanted: bool, program: str) -> str | None:
+    """The soundfont to write WAV files with, or None (``wanted`` False, or WAV impossible: then
+    one line on stderr says why, prefixed with ``program``)."""
+    if not wanted:
+        return None
+    soundfont = find_soundfont(explicit)
+    reason = wav_unavailable(soundfont)
+    if reason:
+        print(f"{program}: {reason}", file=sys.stderr)
+        return None
+    return soundfont
+
+
 def write_wav(midi_path: str | os.PathLike, wav_path: str | os.PathLike, soundfont: str) -> None:
     """Render a MIDI file to a 44.1 kHz stereo WAV with fluidsynth (offline, no audio device)."""
     result = subprocess.run(
@@ -247,13 +260,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError("--anchor NAME|PATH is required (or --equivariance)")
     anchor = find(args.anchor)
     content = find(args.content, content=True) if args.content else None
-    soundfont = None
-    if not args.no_wav:
-        soundfont = find_soundfont(args.soundfont)
-        reason = wav_unavailable(soundfont)
-        if reason:
-            print(f"vis2mus-render: {reason}", file=sys.stderr)
-            soundfont = None
+    soundfont = wav_soundfont(args.soundfont, not args.no_wav, "vis2mus-render")
     v2m = Vis2Mus(open_engine(args.weights, args.device, args.threads))
     picture = base_image(anchor, content)
     pairs = [(b, c) for b in brightness for c in contrast]

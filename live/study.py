@@ -36,7 +36,7 @@ from PIL import Image
 
 from live.anchors import Anchor, AnchorError, content_pieces, default_anchors
 from live.render import (
-    Piece, find_soundfont, make_piece, one_line, open_engine, piano_roll, wav_unavailable, write_piece_midi, write_wav,
+    Piece, make_piece, one_line, open_engine, piano_roll, wav_soundfont, write_piece_midi, write_wav,
 )
 from live.style import blend_images, choose_tempo
 from live.transform import adjust, check_alpha
@@ -353,13 +353,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.json:
                 Path(args.json).write_text(json.dumps(results, indent=2))
             return 0
-        soundfont = None
-        if not args.no_wav:
-            soundfont = find_soundfont(args.soundfont)
-            reason = wav_unavailable(soundfont)
-            if reason:
-                print(f"vis2mus-study: {reason}", file=sys.stderr)
-                soundfont = None
+        soundfont = wav_soundfont(args.soundfont, not args.no_wav, "vis2mus-study")
         out = Path(args.out)
         v2m = Vis2Mus(open_engine(args.weights, args.device, args.threads))
         key = make_study(out, v2m, args.alpha, args.segments, args.seed, soundfont)
