@@ -137,26 +137,42 @@ class RenderProcess:
     GIL holder on a busy machine would delay the send thread by whole time slices).
 
     Callable like ``Renderer``: ``(state, indices) -> (n_segments, [Section])``; ``note`` describes
-    the engine. One request at a time; a dead child raises, and the worker keeps the current loop.
+    the engine. One request at a time. A child that died (killed, crashed) is restarted and the
+    request sent again; if that fails too, the call raises and the worker keeps the current loop.
     """
 
-    def __init__(self, settings, count) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_render_main, args=(child, settings), name="vis2mus-render", daemon=True)
-        self._proc.start()
-        child.close()
+    def __init__(self, settings, count, log=None) -> None:
+        self._settings = settings
+        self._log = log or (lambda line: print(f"vis2mus: {line}", file=sys.stderr, flush=True))
         self._lock = threading.Lock()
         self.count = count
+        self._start()
+
+    def _start(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_render_main, args=(child, self._settings), name="vis2mus-render",
+                                 daemon=True)
+        self._proc.start()
+        child.close()
         kind, self.note = self._conn.recv()
 
     def __call__(self, state, indices: list[int]) -> tuple[int, list[Section]]:
         with self._lock:
-            self._conn.send(("render", state, list(indices)))
-            kind, payload = self._conn.recv()
+            try:
+                kind, payload = self._request(state, indices)
+            except (EOFError, OSError):
+                self._log(f"render process exited (code {self._proc.exitcode}); restarting it")
+                self._conn.close()
+                self._start()
+                kind, payload = self._request(state, indices)
         if kind != "ok":
             raise RuntimeError(payload)
         return payload
+
+    def _request(self, state, indices: list[int]) -> tuple[str, object]:
+        self._conn.send(("render", state, list(indices)))
+        return self._conn.recv()
 
     def close(self) -> None:
         try:

@@ -409,3 +409,36 @@ def test_osc_stop_silences_and_play_resumes(jack_calm, server_factory):
     assert srv.terminate() == 0
     assert released(peer), (peer.held(), srv.output()[-3000:])
     peer.close()
+
+
+def render_child(server_pid: int) -> int:
+    """PID of the server's render child (a multiprocessing spawn child, not the resource tracker)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == server_pid and "spawn_main" in cmdline and "resource_tracker" not in cmdline:
+            return int(entry.name)
+    raise AssertionError("no render child found")
+
+
+def test_a_killed_render_process_is_restarted_and_the_change_still_lands(tmp_path, server_factory, monkeypatch):
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", f"v2mabsent{os.getpid()}")
+    srv = server_factory("--bpm", "240")
+    srv.wait_for("recording")
+    time.sleep(1.0)
+    os.kill(render_child(srv.proc.pid), signal.SIGKILL)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(encode("/vis2mus/brightness", 0.5), ("127.0.0.1", srv.osc_port))
+    srv.wait_for("restarting it")
+    srv.wait_for("b=+0.50", timeout=20)
+    time.sleep(3.0)
+    assert srv.terminate() == 0
+    summary = [l for l in srv.output().splitlines() if "renders" in l][-1]
+    assert "failed 0" in summary and "renders 0," not in summary, summary
+    ons, offs = recorded_notes(srv.record)
+    assert ons > 0 and offs >= ons
