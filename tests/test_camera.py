@@ -80,7 +80,8 @@ def test_video_file_drives_alpha_to_the_transform_it_was_made_with(tmp_path):
         frames = source.frames
         time.sleep(2.0)
         assert source.status == "live", "the 0.4 s video loops instead of stalling"
-        assert source.frames >= frames + 10 * 2 - 4
+        # a stalled (non-looping) source would analyse no frame at all; the count is not a timing check
+        assert source.frames >= frames + 5
     finally:
         source.stop()
 
