@@ -360,7 +360,7 @@ def test_a_generated_video_drives_alpha(jack_calm, server_factory, random_weight
     peer.close()
 
 
-def test_follows_an_external_midi_clock_and_osc_stop_play(jack, server_factory):
+def test_follows_an_external_midi_clock_and_osc_stop_play(jack_calm, server_factory):
     import rtmidi
 
     source = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="clocksrc")
