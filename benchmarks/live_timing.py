@@ -123,19 +123,28 @@ def weights_args(args) -> list[str]:
     return ["--weights", args.weights] if args.weights else []
 
 
-def mode_timing(args, work: Path) -> None:
+def swept_run(work: Path, name: str, server_args: list[str], duration: float, rate: float,
+              contrast: bool = False) -> tuple[dict, np.ndarray, int]:
+    """Run a server into a JACK peer for ``duration`` s while OSC moves the alphas at ``rate`` Hz.
+
+    Returns the server's run summary, the MIDI clock tick arrival times at the peer, and the
+    number of OSC sweep messages sent."""
     peer = Peer("bench")
-    srv = Server(work, "timing", ["--midi-port", peer.port, "--bpm", str(args.bpm), "--clock-out",
-                                  "--anchor", args.anchor, *weights_args(args)])
+    srv = Server(work, name, ["--midi-port", peer.port, "--clock-out", *server_args])
     srv.wait_started()
-    sweep = Sweeper(srv, rate=4.0)
+    sweep = Sweeper(srv, rate=rate, contrast=contrast)
     sweep.start()
-    time.sleep(args.duration)
+    time.sleep(duration)
     sweep.halt.set()
     summary = srv.stop()
     messages = peer.snapshot()
     peer.close()
-    ticks = np.array([t for t, m in messages if m == [0xF8]])
+    return summary, np.array([t for t, m in messages if m == [0xF8]]), sweep.sent
+
+
+def mode_timing(args, work: Path) -> None:
+    summary, ticks, _ = swept_run(work, "timing", ["--bpm", str(args.bpm), "--anchor", args.anchor,
+                                                   *weights_args(args)], args.duration, rate=4.0)
     tick_s = 60.0 / args.bpm / 24
     err = grid_errors(ticks, tick_s)
     expected = int(summary["steps"]) * 6
@@ -236,20 +245,10 @@ def write_video(path: Path, anchor: str, seconds: float = 6.0) -> None:
 def mode_stress(args, work: Path) -> None:
     video = work / "sweep.avi"
     write_video(video, args.anchor)
-    peer = Peer("bench")
-    srv = Server(work, "stress", ["--midi-port", peer.port, "--bpm", "240", "--clock-out", "--anchor", args.anchor,
-                                  "--video", str(video), *weights_args(args)])
-    srv.wait_started()
-    sweep = Sweeper(srv, rate=100.0, contrast=True)
-    sweep.start()
-    time.sleep(args.duration)
-    sweep.halt.set()
-    summary = srv.stop()
-    messages = peer.snapshot()
-    peer.close()
-    ticks = np.array([t for t, m in messages if m == [0xF8]])
+    summary, ticks, sent = swept_run(work, "stress", ["--bpm", "240", "--anchor", args.anchor, "--video", str(video),
+                                                      *weights_args(args)], args.duration, rate=100.0, contrast=True)
     err = grid_errors(ticks, 60.0 / 240 / 24)
-    print(f"[stress] {args.duration:g} s at 240 BPM, OSC brightness+contrast at 100 Hz ({sweep.sent} pairs), "
+    print(f"[stress] {args.duration:g} s at 240 BPM, OSC brightness+contrast at 100 Hz ({sent} pairs), "
           f"30 fps video steering alpha")
     print(f"  late steps (> 2 ms): {summary['late']} of {summary['steps']}; renders {summary['renders']} "
           f"(failed {summary['failed']}); send p99 {summary['p99']:.3f} max {summary['max']:.3f} ms")
