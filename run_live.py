@@ -2,7 +2,7 @@
 
 import sys
 
-from live.server import main
+from live.app.server import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -157,13 +157,14 @@ def mode_timing(args, work: Path) -> None:
 
 
 def mode_latency(args, work: Path) -> None:
-    from live.anchors import content_pieces, default_anchors
-    from live.engine import Engine
-    from live.params import State
-    from live.server import Renderer
-    from live.vis2mus import Vis2Mus
+    from export import exporter
+    from live.app.server import Renderer
+    from live.control.params import State
+    from live.inference.engine import Engine
+    from live.texture.anchors import content_pieces, default_anchors
+    from live.texture.vis2mus import Vis2Mus
 
-    engine = Engine.from_weights(args.weights, device="cpu", threads=1, log=lambda _: None)
+    engine = Engine.from_weights(args.weights, device="cpu", threads=1, log=lambda _: None, exporter=exporter())
     renderer = Renderer(default_anchors(), content_pieces(), Vis2Mus(engine))
     values = [0.0, 0.8, -0.6]
     expected = {}
@@ -229,8 +230,8 @@ def mode_latency(args, work: Path) -> None:
 def write_video(path: Path, anchor: str, seconds: float = 6.0) -> None:
     import cv2
 
-    from live.anchors import default_anchors
-    from live.transform import adjust
+    from live.texture.anchors import default_anchors
+    from live.texture.transform import adjust
 
     image = default_anchors()[anchor].image
     h, w = image.shape[:2]

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.onnx_export import load_weights, parity_segments
-from live import graphs
-from live.engine import DECODE_SLOTS, Engine
-from live.notes import EOS, grid_to_notes
+from export.onnx_export import export_graphs, load_weights, parity_segments
+from live.inference import graphs
+from live.inference.engine import DECODE_SLOTS, Engine
+from live.music.notes import EOS, grid_to_notes
 
 
 def _percentiles(times: list[float]) -> tuple[float, float]:
@@ -53,14 +53,13 @@ def slots_per_step(grid: np.ndarray) -> np.ndarray:
 
 def _graph_call_times(engine: Engine, z: np.ndarray, runs: int) -> dict[str, float]:
     """Median seconds of one call of each decoder graph at batch ``len(z)``, on real states."""
-    first = engine.run_graph("dec_first", {"z": z})
+    first = engine.run_graph("dec_first", graphs.feeds("dec_first", z))
     z_x, sos, sos_x, rest_x, h_time, hx, _, _, emb, h_notes, hh_notes = first
     embs = np.stack([sos, emb, emb], axis=1)
-    step_feed = {"embs": embs, "lengths": np.full(len(z), 3, np.int64), "z_x": z_x, "sos_x": sos_x,
-                 "h_time": h_time}
-    note_feed = {"hx": hx, "prev": emb, "h_notes": h_notes, "hh_notes": hh_notes}
-    rest_feed = {"rest_x": rest_x, "sos_x": sos_x, "h_time": h_time}
-    feeds = {"dec_first": {"z": z}, "dec_step": step_feed, "dec_rest": rest_feed, "dec_note": note_feed}
+    feeds = {"dec_first": graphs.feeds("dec_first", z),
+             "dec_step": graphs.feeds("dec_step", embs, np.full(len(z), 3, np.int64), z_x, sos_x, h_time),
+             "dec_rest": graphs.feeds("dec_rest", rest_x, sos_x, h_time),
+             "dec_note": graphs.feeds("dec_note", hx, emb, h_notes, hh_notes)}
     return {name: float(np.median(_timed(lambda: engine.run_graph(name, feed), runs * 4)[0]))
             for name, feed in feeds.items()}
 
@@ -78,7 +77,7 @@ def typical_segments(n: int = 4, pool: int = 64) -> tuple[str, np.ndarray, np.nd
 def run_bench(weights: Path, runs: int, threads: int = 1) -> dict:
     """All figures of the benchmark as a dict (times in ms)."""
     torch.set_num_threads(threads)
-    folder = graphs.ensure_graphs(weights, log=print)
+    folder = graphs.ensure_graphs(weights, log=print, exporter=export_graphs)
     engine = Engine(folder, device="cpu", threads=threads)
     model = load_weights(weights)
     source, rows, pr = typical_segments()

@@ -1,6 +1,6 @@
-"""``vis2mus-export``: turn ``weights/<name>.pt`` into the ONNX graphs of ``live.graphs``.
+"""``vis2mus-export``: turn ``weights/<name>.pt`` into the ONNX graphs of ``live.inference.graphs``.
 
-The decoder is cut into three graphs that a numpy loop drives (``live.engine``): ``dec_first``
+The decoder is cut into three graphs that a numpy loop drives (``live.inference.engine``): ``dec_first``
 (z -> first time step), ``dec_step`` (summary of the previous step's notes + one time step + the
 step's first note slot) and ``dec_note`` (one note slot: notes GRU, pitch head, the 5 duration bits
 fed back greedily, and the embedding of the chosen note). Parts of a GRU input that stay fixed over
@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from live import graphs
+from live.inference import graphs
 from model.polydis import (BIT_START, DUR_BITS, DUR_PAD, PITCH_CLASSES, PITCHES, SOS, PianoTreeDecoder, PolyDis,
                            load_model)
 
@@ -312,33 +312,26 @@ def _graph_specs(model: PolyDis) -> dict[str, tuple[nn.Module, tuple, list[str],
     batch = {0: "batch"}
     z_x = torch.randn(b, 3 * cfg.time_hidden)
     h_time = torch.randn(b, cfg.time_hidden)
-    step_out = ["h_time_next", "hx", "pitch", "bits", "emb", "h_notes_next", "hh_notes_next"]
-    note_out = ["pitch", "bits", "emb", "h_notes_next", "hh_notes_next"]
-    return {
-        "chord_enc": (ChordEncGraph(model), (torch.rand(b, 8, 36),), ["rows"], ["z_chd"],
-                      {"rows": batch, "z_chd": batch}),
-        "texture_cnn": (model.texture_cnn, (torch.rand(b, 32, 128),), ["pr_mat"], ["feature_map"],
-                        {"pr_mat": batch, "feature_map": batch}),
-        "texture_head": (TextureHeadGraph(model), (torch.rand(b, 10, 8, 29),), ["feature_map"], ["z_txt"],
-                         {"feature_map": batch, "z_txt": batch}),
-        "dec_first": (DecFirstGraph(parts), (torch.randn(b, 2 * cfg.z_dim),), ["z"],
-                      ["z_x", "sos", "sos_x", "rest_x"] + step_out,
-                      {n: batch for n in ["z", "z_x", "sos", "sos_x", "rest_x"] + step_out}),
-        "dec_step": (DecStepGraph(parts),
-                     (torch.randn(b, steps, cfg.note_emb), torch.tensor([1, steps]), z_x,
-                      torch.randn(b, 3 * cfg.notes_hidden), h_time),
-                     ["embs", "lengths", "z_x", "sos_x", "h_time"], step_out,
-                     {"embs": {0: "batch", 1: "length"}, "lengths": batch, "z_x": batch, "sos_x": batch,
-                      "h_time": batch, **{n: batch for n in step_out}}),
-        "dec_rest": (DecRestGraph(parts), (z_x, torch.randn(b, 3 * cfg.notes_hidden), h_time),
-                     ["rest_x", "sos_x", "h_time"], step_out,
-                     {n: batch for n in ["rest_x", "sos_x", "h_time"] + step_out}),
-        "dec_note": (DecNoteGraph(parts),
-                     (torch.randn(b, 3 * cfg.notes_hidden), torch.randn(b, cfg.note_emb),
-                      torch.randn(b, cfg.notes_hidden), torch.randn(b, 3 * cfg.notes_hidden)),
-                     ["hx", "prev", "h_notes", "hh_notes"], note_out,
-                     {n: batch for n in ["hx", "prev", "h_notes", "hh_notes"] + note_out}),
+    io = graphs.GRAPHS
+    made = {
+        "chord_enc": (ChordEncGraph(model), (torch.rand(b, 8, 36),)),
+        "texture_cnn": (model.texture_cnn, (torch.rand(b, 32, 128),)),
+        "texture_head": (TextureHeadGraph(model), (torch.rand(b, 10, 8, 29),)),
+        "dec_first": (DecFirstGraph(parts), (torch.randn(b, 2 * cfg.z_dim),)),
+        "dec_step": (DecStepGraph(parts), (torch.randn(b, steps, cfg.note_emb), torch.tensor([1, steps]), z_x,
+                                           torch.randn(b, 3 * cfg.notes_hidden), h_time)),
+        "dec_rest": (DecRestGraph(parts), (z_x, torch.randn(b, 3 * cfg.notes_hidden), h_time)),
+        "dec_note": (DecNoteGraph(parts), (torch.randn(b, 3 * cfg.notes_hidden), torch.randn(b, cfg.note_emb),
+                                           torch.randn(b, cfg.notes_hidden), torch.randn(b, 3 * cfg.notes_hidden))),
     }
+    specs = {}
+    for name, (module, args) in made.items():
+        inputs, outputs = io[name]
+        axes = {n: batch for n in inputs + outputs}
+        if name == "dec_step":
+            axes["embs"] = {0: "batch", 1: "length"}
+        specs[name] = (module, args, list(inputs), list(outputs), axes)
+    return specs
 
 
 def load_weights(weights: str | Path) -> PolyDis:
@@ -406,7 +399,7 @@ def prepared_pop909() -> Path:
 def validation_segments(path: str | Path, n: int) -> tuple[np.ndarray, np.ndarray]:
     """``n`` validation segments spread evenly over the prepared POP909 file ->
     chord rows ``(n, 8, 36)`` and ``pr_mat`` ``(n, 32, 128)`` float32."""
-    from live.notes import notes_to_pr_mat
+    from live.music.notes import notes_to_pr_mat
 
     with np.load(path) as data:
         chosen = np.flatnonzero(data["split"] == 1)
@@ -421,8 +414,8 @@ def generated_segments(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``n`` random segments: 2-beat chords over 12 roots and 4 qualities, and 1-4-note onsets at
     about 40 % of steps, pitches 36-84, durations 1-8 -> chord rows ``(n, 8, 36)``, ``pr_mat``
     ``(n, 32, 128)``."""
-    from live.chords import NOTE_NAMES, label_to_row
-    from live.notes import make_notes, notes_to_pr_mat
+    from live.music.chords import NOTE_NAMES, label_to_row
+    from live.music.notes import make_notes, notes_to_pr_mat
 
     rng = np.random.default_rng(seed)
     rows = np.zeros((n, 8, 36), np.float32)
@@ -456,8 +449,8 @@ def check_parity(weights: str | Path, graph_dir: str | Path, rows: np.ndarray, p
 
     Returns ``segments``, ``identical_notes`` (count), ``identical_grids``, ``latent_max_diff``.
     """
-    from live.engine import Engine
-    from live.notes import grid_to_notes
+    from live.inference.engine import Engine
+    from live.music.notes import grid_to_notes
 
     model = load_weights(weights)
     engine = Engine(graph_dir, device="cpu")
@@ -482,7 +475,7 @@ def check_parity(weights: str | Path, graph_dir: str | Path, rows: np.ndarray, p
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vis2mus-export", description=__doc__.splitlines()[0])
     parser.add_argument("--weights", help="weights .pt (default: weights/polydis-small.pt)")
-    parser.add_argument("--out", help="graph folder (default: the cache, see live.graphs)")
+    parser.add_argument("--out", help="graph folder (default: the cache, see live.inference.graphs)")
     parser.add_argument("--force", action="store_true", help="export even when the graphs are current")
     parser.add_argument("--check", action="store_true", help="compare ONNX with eager torch")
     parser.add_argument("--segments", type=int, default=500, help="segments for --check (default 500)")
@@ -493,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.force:
             folder = Path(args.out) if args.out else graphs.graph_dir_for(graphs.file_sha256(weights))
             (folder / graphs.MANIFEST).unlink(missing_ok=True)
-        folder = graphs.ensure_graphs(weights, out=args.out, log=print)
+        folder = graphs.ensure_graphs(weights, out=args.out, log=print, exporter=export_graphs)
         manifest = graphs.read_manifest(folder)
         print(f"graphs: {folder}")
         print("nodes: " + ", ".join(f"{k} {v['nodes']}" for k, v in manifest["graphs"].items()))

@@ -13,8 +13,8 @@ import os
 import sys
 import time
 
-from live.chords import NO_CHORD, recognize_chords, root_quality, row_to_label
-from live.midifile import STEPS_PER_BEAT, MidiFormatError, read_midi
+from live.music.chords import NO_CHORD, recognize_chords, root_quality, row_to_label
+from live.music.midifile import STEPS_PER_BEAT, MidiFormatError, read_midi
 from model.pop909 import SongError, prepare, read_song, song_folders, split_songs
 
 DEFAULT_POP909 = os.path.join("..", "shared", "data", "pop909")

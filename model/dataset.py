@@ -16,8 +16,8 @@ import json
 import numpy as np
 import torch
 
-from live.chords import progression_rows, transpose_chord_rows
-from live.notes import ONSET, PITCH, make_notes, notes_to_grid, notes_to_pr_mat, transpose_notes
+from live.music.chords import progression_rows, transpose_chord_rows
+from live.music.notes import ONSET, PITCH, make_notes, notes_to_grid, notes_to_pr_mat, transpose_notes
 from model.pop909 import load_prepared, segment_notes
 
 SHIFT_LOW, SHIFT_HIGH = -6, 5

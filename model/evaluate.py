@@ -12,7 +12,7 @@ All parts use posterior means; decoding is greedy with early exit.
    semitones, and when note durations are halved with probability 0.25..1 (also divided by the
    mean |delta mu| between two random segments, so the two latents are comparable).
 5. Brightness/contrast response: per alpha, the feature map is edited per channel with
-   ``live.transform`` (eq. 1/2, clamped at 0) and decoded; descriptors per alpha and the share of
+   ``live.texture.transform`` (eq. 1/2, clamped at 0) and decoded; descriptors per alpha and the share of
    segments in which each descriptor moves monotonically with alpha (weakly, in the direction of
    the median change, with a net change between alpha -1 and 1).
 """
@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from live.chords import transpose_chord_rows
-from live.notes import DURATION, ONSET, PITCH, notes_to_grid, notes_to_pr_mat, transpose_notes
-from live.transform import brightness, contrast
+from live.music.chords import transpose_chord_rows
+from live.music.notes import DURATION, ONSET, PITCH, notes_to_grid, notes_to_pr_mat, transpose_notes
+from live.texture.transform import brightness, contrast
 from model.dataset import VALIDATION, Segments, collate
 from model.metrics import f1_from_counts, grids_to_notes, match_counts, pattern_counts
 from model.polydis import PolyDis, card_path, load_model, losses

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from live.notes import DURATION, ONSET, PITCH, grid_to_notes
+from live.music.notes import DURATION, ONSET, PITCH, grid_to_notes
 
 
 def note_keys(notes: np.ndarray, with_duration: bool = False) -> set[tuple[int, ...]]:

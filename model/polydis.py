@@ -1,6 +1,6 @@
 """Poly-dis: the chord/texture disentangled VAE with a PianoTree decoder (PyTorch).
 
-Inputs of one 2-bar segment (see ``live.notes`` / ``live.chords``):
+Inputs of one 2-bar segment (see ``live.music.notes`` / ``live.music.chords``):
 
 - chord rows ``(8, 36)``: root one-hot, chroma, absolute bass one-hot; no chord = all zeros;
 - ``pr_mat`` ``(32, 128)``: note duration at each onset cell;

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 import mido
 import numpy as np
 
-from live.chords import ChordError, label_to_row
-from live.notes import DURATION, MAX_NOTES_PER_STEP, ONSET, STEPS, dedupe, sort_notes
+from live.music.chords import ChordError, label_to_row
+from live.music.notes import DURATION, MAX_NOTES_PER_STEP, ONSET, STEPS, dedupe, sort_notes
 
 ACCOMPANIMENT_TRACKS = ("PIANO", "BRIDGE")
 MELODY_TRACK = "MELODY"

@@ -1,14 +1,14 @@
 """What the controller patches offer, taken from the server's own tables.
 
-Every address comes from ``live.oscspace`` (``address`` refuses one the server does not know); the
-anchor and content-piece names come from ``live.anchors`` unless given explicitly.
+Every address comes from ``live.control.oscspace`` (``address`` refuses one the server does not know); the
+anchor and content-piece names come from ``live.texture.anchors`` unless given explicitly.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from live.oscspace import BY_PATH, PREFIX
+from live.control.oscspace import BY_PATH, PREFIX
 
 QUANTA: tuple[str, ...] = ("beat", "bar", "segment")
 SOURCES: tuple[str, ...] = ("osc", "camera")
@@ -24,7 +24,7 @@ def address(name: str) -> str:
     """The full OSC path of control ``name`` (e.g. ``"style/off"``), checked against oscspace."""
     path = f"{PREFIX}/{name}"
     if path not in BY_PATH:
-        raise KeyError(f"{path} is not in live.oscspace")
+        raise KeyError(f"{path} is not in live.control.oscspace")
     return path
 
 
@@ -46,6 +46,6 @@ class Names:
 
 def default_names() -> Names:
     """The names of the anchors and content pieces that ship with the server (sorted)."""
-    from live.anchors import content_pieces, default_anchors
+    from live.texture.anchors import content_pieces, default_anchors
 
     return Names(tuple(sorted(default_anchors())), tuple(sorted(content_pieces())))

@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=HERE, help="folder to write to (default: patches/)")
     ap.add_argument("--check", action="store_true", help="only report files that differ from a fresh build")
-    ap.add_argument("--anchors", help="comma-separated anchor names (default: live.anchors.default_anchors())")
-    ap.add_argument("--pieces", help="comma-separated content pieces (default: live.anchors.content_pieces())")
+    ap.add_argument("--anchors", help="comma-separated anchor names (default: live.texture.anchors.default_anchors())")
+    ap.add_argument("--pieces", help="comma-separated content pieces (default: live.texture.anchors.content_pieces())")
     args = ap.parse_args(argv)
     if args.anchors is not None and args.pieces is not None:
         names = Names(tuple(args.anchors.split(",")), tuple(args.pieces.split(",")))

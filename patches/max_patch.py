@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from live.oscspace import FEEDBACK, PREFIX
+from live.control.oscspace import FEEDBACK, PREFIX
 from patches.catalog import PROGRESSIONS, QUANTA, REPLY_PORT, SERVER_HOST, SERVER_PORT, SOURCES, Names, address, range_of
 
 # inlets and outlets of the objects used here, as Max 8 reports them

@@ -9,7 +9,7 @@ the driver does exactly that, so a headless run exercises the same objects the G
 
 from __future__ import annotations
 
-from live.oscspace import FEEDBACK, PREFIX
+from live.control.oscspace import FEEDBACK, PREFIX
 from patches.catalog import (
     PRESETS,
     PROGRESSIONS,

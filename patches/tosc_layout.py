@@ -15,7 +15,7 @@ import zlib
 from xml.etree import ElementTree as ET
 from xml.sax.saxutils import escape
 
-from live.oscspace import FEEDBACK
+from live.control.oscspace import FEEDBACK
 from patches.catalog import PRESETS, PROGRESSIONS, QUANTA, SOURCES, TEMPO_RANGE, Names, address, range_of
 
 WIDTH, HEIGHT = 720, 1280  # portrait

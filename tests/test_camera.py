@@ -1,4 +1,4 @@
-"""live.camera: real video and image files (written here with OpenCV) drive alpha through live.alpha."""
+"""live.control.camera: real video and image files (written here with OpenCV) drive alpha through live.control.alpha."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
-from live.camera import CameraSource, source_kind
-from live.config import parse_settings
-from live.params import Params
-from live.transform import adjust
+from live.app.config import parse_settings
+from live.control.camera import CameraSource, source_kind
+from live.control.params import Params
+from live.texture.transform import adjust
 
 
 @dataclass
@@ -87,7 +87,7 @@ def test_video_file_drives_alpha_to_the_transform_it_was_made_with(tmp_path):
 
 
 def test_deleted_video_holds_then_decays_to_neutral_logged_once(tmp_path, caplog):
-    caplog.set_level(logging.WARNING, logger="live.camera")
+    caplog.set_level(logging.WARNING, logger="live.control.camera")
     path = tmp_path / "clip.avi"
     write_video(path, adjust(REF, 0.6, 0.0), frames=6)
     params = camera_params()
@@ -115,7 +115,7 @@ def test_deleted_video_holds_then_decays_to_neutral_logged_once(tmp_path, caplog
 
 
 def test_unreadable_video_leaves_alpha_neutral_with_one_clear_line(tmp_path, caplog):
-    caplog.set_level(logging.WARNING, logger="live.camera")
+    caplog.set_level(logging.WARNING, logger="live.control.camera")
     path = tmp_path / "broken.mp4"
     path.write_bytes(np.random.default_rng(1).integers(0, 256, 20000, dtype=np.uint8).tobytes())
     params = camera_params()
@@ -171,7 +171,7 @@ def test_camera_writes_only_while_it_steers_and_follows_the_anchor(tmp_path):
 
 
 def test_missing_camera_device_is_held_then_neutral(caplog):
-    caplog.set_level(logging.WARNING, logger="live.camera")
+    caplog.set_level(logging.WARNING, logger="live.control.camera")
     params = camera_params()
     source = CameraSource(params, ANCHORS, 63, timeout=0.3, decay=0.2).start()
     try:
@@ -195,7 +195,7 @@ def test_source_kind_and_settings():
 
 
 def test_a_killed_capture_process_is_restarted(tmp_path, caplog):
-    caplog.set_level(logging.WARNING, logger="live.camera")
+    caplog.set_level(logging.WARNING, logger="live.control.camera")
     path = tmp_path / "loop.avi"
     write_video(path, adjust(REF, 0.4, 0.0))
     params = camera_params()

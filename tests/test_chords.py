@@ -3,10 +3,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from live.chords import (NOTE_NAMES, QUALITIES, ChordError, label_to_row, labels_to_rows, progression_labels,
+from live.music.chords import (NOTE_NAMES, QUALITIES, ChordError, label_to_row, labels_to_rows, progression_labels,
                          progression_rows, recognize_chords, root_quality, row_to_label, symbol_to_label,
                          transpose_chord_rows)
-from live.notes import make_notes
+from live.music.notes import make_notes
 
 INVERSIONS = {"maj": ["", "/3", "/5"], "min": ["", "/b3", "/5"], "7": ["", "/3", "/5", "/b7"],
               "maj7": ["", "/3", "/5", "/7"], "min7": ["", "/5", "/b7"]}

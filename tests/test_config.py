@@ -1,4 +1,4 @@
-"""live.config: command line, TOML files, precedence, presets and one-line errors."""
+"""live.app.config: command line, TOML files, precedence, presets and one-line errors."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from live.config import (OPTIONS, ConfigError, build_params, load_settings, parse_settings,
+from live.app.config import (OPTIONS, ConfigError, build_params, load_settings, parse_settings,
                          settings_toml)
-from live.params import Preset
+from live.control.params import Preset
 
 ANCHORS = ["rain", "sunset"]
 
@@ -138,7 +138,7 @@ def test_bad_command_lines_exit_with_one_line(capsys, argv, fragment):
 
 def test_print_config_runs_as_a_process(tmp_path):
     path = write(tmp_path, "bpm = 88\n[presets.2]\nanchor = 'rain'\n")
-    out = subprocess.run([sys.executable, "-c", "import sys; from live.config import load_settings; "
+    out = subprocess.run([sys.executable, "-c", "import sys; from live.app.config import load_settings; "
                           "load_settings(sys.argv[1:])", "--config", path, "--print-config", "--threads", "2"],
                          capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[1])
     assert out.returncode == 0, out.stderr

@@ -1,4 +1,4 @@
-"""Image -> alpha: estimate recovers the alphas that live.transform applied (live.alpha)."""
+"""Image -> alpha: estimate recovers the alphas that live.texture.transform applied (live.control.alpha)."""
 
 import math
 
@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from live.alpha import Smoother, estimate
-from live.transform import adjust
+from live.control.alpha import Smoother, estimate
+from live.texture.transform import adjust
 
 ALPHAS = np.linspace(-1.0, 1.0, 9)
 

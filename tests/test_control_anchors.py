@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from live.anchors import AnchorError, content_pieces, default_anchors, find, load_anchor
-from live.chords import root_quality
-from live.midifile import write_midi
-from live.notes import make_notes
+from live.music.chords import root_quality
+from live.music.midifile import write_midi
+from live.music.notes import make_notes
+from live.texture.anchors import AnchorError, content_pieces, default_anchors, find, load_anchor
 
 REPO = Path(__file__).resolve().parents[1]
 TEXTURES = {"block_chords", "arpeggios", "pop_comping", "sparse_ballad", "broken_chords", "stride"}
@@ -54,9 +54,9 @@ def test_generator_is_deterministic_and_matches_the_shipped_files(tmp_path):
             match, mismatch, errors = filecmp.cmpfiles(tmp_path / "a" / kind / name, tmp_path / "b" / kind / name,
                                                        files, shallow=False)
             assert mismatch == [] and errors == []
-            match, mismatch, errors = filecmp.cmpfiles(tmp_path / "a" / kind / name, REPO / "live" / "data" / kind / name,
+            match, mismatch, errors = filecmp.cmpfiles(tmp_path / "a" / kind / name, REPO / "live" / "texture" / "data" / kind / name,
                                                        files, shallow=False)
-            assert mismatch == [] and errors == [], f"live/data/{kind}/{name} is out of date: rerun the generator"
+            assert mismatch == [] and errors == [], f"live/texture/data/{kind}/{name} is out of date: rerun the generator"
 
 
 def make_anchor(folder: Path, bars: int = 4, toml: str | None = None, image: bool = True, chords: str | None = None,
@@ -82,7 +82,7 @@ def test_a_minimal_anchor_loads_with_recognised_chords(tmp_path):
 
 
 def test_recognition_finds_the_composed_chords_of_a_shipped_anchor(tmp_path):
-    shipped = REPO / "live" / "data" / "anchors" / "block_chords"
+    shipped = REPO / "live" / "texture" / "data" / "anchors" / "block_chords"
     copy = tmp_path / "block_chords"
     copy.mkdir()
     for name in ("accompaniment.mid", "image.png"):

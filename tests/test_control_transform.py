@@ -1,4 +1,4 @@
-"""Eq. (1)/(2) of the Vis2Mus paper on feature maps and images (live.transform)."""
+"""Eq. (1)/(2) of the Vis2Mus paper on feature maps and images (live.texture.transform)."""
 
 import math
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from live.transform import adjust, brightness, contrast
+from live.texture.transform import adjust, brightness, contrast
 
 
 def feature_map(seed: int = 0) -> np.ndarray:

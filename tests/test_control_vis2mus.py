@@ -1,4 +1,4 @@
-"""Vis2Mus on anchors with a real onnxruntime engine (live.vis2mus, live.style).
+"""Vis2Mus on anchors with a real onnxruntime engine (live.texture.vis2mus, live.texture.style).
 
 The mechanics (batching, caches, threads, style transfer) are checked on a randomly initialised
 small model exported to ONNX in a temporary folder, so they run without the shipped weights.
@@ -11,11 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
-from live.anchors import content_pieces, default_anchors
-from live.chords import progression_rows
-from live.notes import DURATION, ONSET, PITCH, transpose_notes
-from live.style import blend_images, octave_shift, register_shift
-from live.vis2mus import Vis2Mus
+from live.music.chords import progression_rows
+from live.music.notes import DURATION, ONSET, PITCH, transpose_notes
+from live.texture.anchors import content_pieces, default_anchors
+from live.texture.style import blend_images, octave_shift, register_shift
+from live.texture.vis2mus import Vis2Mus
 
 
 def random_weights(folder: Path) -> Path:
@@ -35,13 +35,15 @@ def random_weights(folder: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
-    from live.engine import Engine
+    from live.inference.engine import Engine
 
     root = tmp_path_factory.mktemp("engine")
     weights = random_weights(root)
-    from live.graphs import ensure_graphs
+    from export import exporter
+    from live.inference.graphs import ensure_graphs
 
-    return Engine(ensure_graphs(weights, out=root / "graphs", log=lambda line: None), device="cpu")
+    graph_dir = ensure_graphs(weights, out=root / "graphs", log=lambda line: None, exporter=exporter())
+    return Engine(graph_dir, device="cpu")
 
 
 def check_segment_notes(notes: np.ndarray) -> None:
@@ -72,7 +74,7 @@ def test_zero_alphas_keep_the_anchor_unless_asked_for_the_reconstruction(engine)
 
 
 def test_the_edited_feature_map_is_what_gets_decoded(engine):
-    from live.transform import adjust
+    from live.texture.transform import adjust
 
     v2m = Vis2Mus(engine)
     anchor = default_anchors()["pop_comping"]

@@ -10,11 +10,11 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from export.onnx_export import generated_segments
+from export.onnx_export import export_graphs, generated_segments
 from export.scratch import write_random_weights
-from live import graphs
-from live.engine import CPU, CUDA, Engine, EngineError, choose_provider
-from live.notes import EOS, STEPS, grid_to_notes
+from live.inference import graphs
+from live.inference.engine import CPU, CUDA, Engine, EngineError, choose_provider
+from live.music.notes import EOS, STEPS, grid_to_notes
 from model.polydis import load_model
 
 
@@ -26,7 +26,8 @@ def weights(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def folder(weights, tmp_path_factory):
-    return graphs.ensure_graphs(weights, out=tmp_path_factory.mktemp("g") / "graphs", log=lambda _: None)
+    return graphs.ensure_graphs(weights, out=tmp_path_factory.mktemp("g") / "graphs", log=lambda _: None,
+                               exporter=export_graphs)
 
 
 @pytest.fixture(scope="module")
@@ -157,21 +158,22 @@ def test_corrupt_graph_file_is_a_clear_error(folder, tmp_path):
 def test_from_weights_uses_the_cache(weights, tmp_path, monkeypatch):
     monkeypatch.setenv("VIS2MUS_CACHE", str(tmp_path / "cache"))
     lines: list[str] = []
-    eng = Engine.from_weights(weights, device="cpu", log=lines.append)
+    eng = Engine.from_weights(weights, device="cpu", log=lines.append, exporter=export_graphs)
     assert eng.graph_dir.parent == tmp_path / "cache"
     assert eng.manifest["weights_sha256"] == graphs.file_sha256(weights)
     assert lines and lines[0].startswith("exporting ONNX graphs")
     lines.clear()
-    Engine.from_weights(weights, device="cpu", log=lines.append)
+    Engine.from_weights(weights, device="cpu", log=lines.append, exporter=export_graphs)
     assert lines == []
 
 
 def test_from_weights_reexports_a_corrupt_cached_graph(weights, tmp_path, monkeypatch):
     monkeypatch.setenv("VIS2MUS_CACHE", str(tmp_path / "cache"))
-    first = Engine.from_weights(weights, device="cpu", log=lambda _: None)
+    first = Engine.from_weights(weights, device="cpu", log=lambda _: None,
+                               exporter=export_graphs)
     (first.graph_dir / "dec_step.onnx").write_bytes(b"truncated")
     lines: list[str] = []
-    again = Engine.from_weights(weights, device="cpu", log=lines.append)
+    again = Engine.from_weights(weights, device="cpu", log=lines.append, exporter=export_graphs)
     assert lines[0].startswith("cannot load graph") and lines[0].endswith("exporting again")
     assert any(line.startswith("exporting ONNX graphs") for line in lines)
     z = np.zeros((1, again.z_dim), np.float32)
@@ -181,7 +183,7 @@ def test_from_weights_reexports_a_corrupt_cached_graph(weights, tmp_path, monkey
 def test_default_weights_live_next_to_the_package():
     path = graphs.default_weights()
     assert path.name == "polydis-small.pt" and path.parent.name == "weights"
-    assert (path.parent.parent / "live" / "engine.py").is_file()
+    assert (path.parent.parent / "live" / "inference" / "graphs.py").is_file()
 
 
 def test_threads_setting(folder, latents):

@@ -13,7 +13,7 @@ import torch
 
 from export import onnx_export
 from export.scratch import write_random_weights
-from live import graphs
+from live.inference import graphs
 from model.polydis import EOS, load_model
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,7 +27,8 @@ def weights(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def folder(weights, tmp_path_factory) -> Path:
-    return graphs.ensure_graphs(weights, out=tmp_path_factory.mktemp("g") / "graphs", log=lambda _: None)
+    return graphs.ensure_graphs(weights, out=tmp_path_factory.mktemp("g") / "graphs", log=lambda _: None,
+                               exporter=onnx_export.export_graphs)
 
 
 def test_export_writes_every_graph_and_a_manifest(weights, folder):
@@ -68,14 +69,14 @@ def test_stale_hash_triggers_reexport(tmp_path, monkeypatch):
     monkeypatch.setenv("VIS2MUS_CACHE", str(tmp_path / "cache"))
     weights = write_random_weights(tmp_path / "w.pt", "tiny", seed=2)
     lines: list[str] = []
-    first = graphs.ensure_graphs(weights, log=lines.append)
+    first = graphs.ensure_graphs(weights, log=lines.append, exporter=onnx_export.export_graphs)
     assert first.parent == tmp_path / "cache"
     assert any(line.startswith("exporting ONNX graphs") for line in lines)
     lines.clear()
-    assert graphs.ensure_graphs(weights, log=lines.append) == first
+    assert graphs.ensure_graphs(weights, log=lines.append, exporter=onnx_export.export_graphs) == first
     assert lines == []
     write_random_weights(weights, "tiny", seed=3)
-    second = graphs.ensure_graphs(weights, log=lines.append)
+    second = graphs.ensure_graphs(weights, log=lines.append, exporter=onnx_export.export_graphs)
     assert second != first
     assert any(line.startswith("exporting ONNX graphs") for line in lines)
     assert graphs.read_manifest(second)["weights_sha256"] == graphs.file_sha256(weights)
@@ -85,10 +86,10 @@ def test_stale_graphs_in_an_explicit_folder_are_replaced(tmp_path):
     out = tmp_path / "graphs"
     a = write_random_weights(tmp_path / "a.pt", "tiny", seed=4)
     b = write_random_weights(tmp_path / "b.pt", "tiny", seed=5)
-    graphs.ensure_graphs(a, out=out, log=lambda _: None)
+    graphs.ensure_graphs(a, out=out, log=lambda _: None, exporter=onnx_export.export_graphs)
     before = (out / "dec_note.onnx").read_bytes()
     lines: list[str] = []
-    graphs.ensure_graphs(b, out=out, log=lines.append)
+    graphs.ensure_graphs(b, out=out, log=lines.append, exporter=onnx_export.export_graphs)
     assert lines and graphs.read_manifest(out)["weights_sha256"] == graphs.file_sha256(b)
     assert (out / "dec_note.onnx").read_bytes() != before
 
@@ -122,10 +123,11 @@ def test_without_torch_the_error_names_the_command(weights, tmp_path):
     """A runtime without torch: live imports fine, and missing graphs give the export command."""
     code = (
         "import sys; sys.modules['torch'] = None\n"
-        "from live import graphs, engine\n"
+        "from export import exporter\n"
+        "from live.inference import graphs, engine\n"
         "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
         "try:\n"
-        f"    graphs.ensure_graphs({str(weights)!r}, out={str(tmp_path / 'g')!r})\n"
+        f"    graphs.ensure_graphs({str(weights)!r}, out={str(tmp_path / 'g')!r}, exporter=exporter())\n"
         "except graphs.GraphError as exc:\n"
         "    print(exc)\n"
     )

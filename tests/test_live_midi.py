@@ -1,4 +1,4 @@
-"""live.midiout + live.scheduler against a real JACK server and a JACK MIDI peer."""
+"""live.playback.midiout + live.playback.scheduler against a real JACK server and a JACK MIDI peer."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from benchmarks.jackrig import JackServer, Peer, jackd_available
-from live.clock import Clock
-from live.midiout import MidiOut
-from live.notes import make_notes
-from live.recorder import Recorder
-from live.scheduler import ACCOMPANIMENT_CHANNEL, Scheduler, Section
+from live.music.notes import make_notes
+from live.playback.clock import Clock
+from live.playback.midiout import MidiOut
+from live.playback.recorder import Recorder
+from live.playback.scheduler import ACCOMPANIMENT_CHANNEL, Scheduler, Section
 
 pytestmark = [pytest.mark.jack,
               pytest.mark.skipif(not jackd_available(), reason="jackd not installed (apt-get install jackd2)")]

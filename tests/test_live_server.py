@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from benchmarks.jackrig import JackServer, Peer, connect, jackd_available, wait_for_port
-from live.osc import encode
+from live.control.osc import encode
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.jack, pytest.mark.slow,
@@ -258,22 +258,23 @@ def random_weights(tmp_path_factory):
     """A small random poly-dis (export.scratch) and its ONNX graphs in a private cache."""
     torch = pytest.importorskip("torch", reason="torch is needed to make and export test weights")
     torch.set_num_threads(1)
+    from export import exporter
     from export.scratch import write_random_weights
-    from live import graphs
+    from live.inference import graphs
 
     cache = tmp_path_factory.mktemp("onnx")
     os.environ["VIS2MUS_CACHE"] = str(cache)
     weights = write_random_weights(tmp_path_factory.mktemp("w") / "rand.pt", "tiny", seed=3)
-    folder = graphs.ensure_graphs(weights, log=lambda _: None)
+    folder = graphs.ensure_graphs(weights, log=lambda _: None, exporter=exporter())
     return weights, folder
 
 
 def test_oscsend_brightness_changes_the_notes_from_the_next_beat(server_factory, random_weights):
-    from live.anchors import content_pieces, default_anchors
-    from live.engine import Engine
-    from live.params import State
-    from live.server import Renderer
-    from live.vis2mus import Vis2Mus
+    from live.app.server import Renderer
+    from live.control.params import State
+    from live.inference.engine import Engine
+    from live.texture.anchors import content_pieces, default_anchors
+    from live.texture.vis2mus import Vis2Mus
 
     weights, folder = random_weights
     anchor, bpm = "arpeggios", 120.0
@@ -321,8 +322,8 @@ def test_a_generated_video_drives_alpha(jack_calm, server_factory, random_weight
     import cv2
     from pythonosc.osc_message import OscMessage
 
-    from live.anchors import default_anchors
-    from live.transform import adjust
+    from live.texture.anchors import default_anchors
+    from live.texture.transform import adjust
 
     weights, _ = random_weights
     anchor = "block_chords"

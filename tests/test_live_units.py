@@ -1,4 +1,4 @@
-"""live.clock, live.recorder and the scheduler's music math, without MIDI hardware."""
+"""live.playback.clock, live.playback.recorder and the scheduler's music math, without MIDI hardware."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import time
 import mido
 import pytest
 
-from live.clock import Clock, TempoEstimator, clamp_bpm
-from live.notes import make_notes
-from live.recorder import TICKS_PER_BEAT, Recorder, varlen
-from live.scheduler import follow_velocities, next_boundary
+from live.music.notes import make_notes
+from live.playback.clock import Clock, TempoEstimator, clamp_bpm
+from live.playback.recorder import TICKS_PER_BEAT, Recorder, varlen
+from live.playback.scheduler import follow_velocities, next_boundary
 
 
 def test_clock_maps_beats_to_absolute_deadlines_and_keeps_position_across_tempo_changes():
@@ -111,7 +111,7 @@ def test_recording_survives_sigkill_up_to_the_last_flush(tmp_path):
     path = tmp_path / "killed.mid"
     script = (
         "import sys, time\n"
-        "from live.recorder import Recorder\n"
+        "from live.playback.recorder import Recorder\n"
         f"rec = Recorder({str(path)!r})\n"
         "for bar in range(1000):\n"
         "    for i in range(8):\n"
@@ -135,8 +135,8 @@ def test_recording_survives_sigkill_up_to_the_last_flush(tmp_path):
 def test_every_midi_api_the_config_accepts_is_known_to_midiout():
     import rtmidi
 
-    from live.config import MIDI_APIS
-    from live.midiout import api_candidates
+    from live.app.config import MIDI_APIS
+    from live.playback.midiout import api_candidates
 
     for api in MIDI_APIS:
         assert isinstance(api_candidates(api), list)

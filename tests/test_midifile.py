@@ -2,8 +2,8 @@ import mido
 import numpy as np
 import pytest
 
-from live.midifile import MidiFormatError, read_midi, write_midi
-from live.notes import make_notes
+from live.music.midifile import MidiFormatError, read_midi, write_midi
+from live.music.notes import make_notes
 
 
 def test_file_round_trip_is_exact(tmp_path):

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from live.chords import progression_rows
-from live.notes import make_notes, notes_to_grid, notes_to_pr_mat
+from live.music.chords import progression_rows
+from live.music.notes import make_notes, notes_to_grid, notes_to_pr_mat
 from model.dataset import Segments, collate, synthetic_file
 from model.metrics import f1_from_counts, grids_to_notes, match_counts
 from model.polydis import CONFIGS, DECODE_SLOTS, PolyDis, load_model, losses

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from live.chords import progression_rows
-from live.notes import make_notes
+from live.music.chords import progression_rows
+from live.music.notes import make_notes
 from model.dataset import Segments, synthetic_file
 from model.evaluate import EvalSet, chord_tone_counts, descriptors, halve_durations, main, monotonic_share
 from model.metrics import f1_from_counts, match_counts, pattern_counts

@@ -2,7 +2,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from live.notes import (DURATION, EOS, MAX_NOTES_PER_STEP, ONSET, PAD, PITCH, SOS, clip_to_segment, dedupe,
+from live.music.notes import (DURATION, EOS, MAX_NOTES_PER_STEP, ONSET, PAD, PITCH, SOS, clip_to_segment, dedupe,
                         grid_to_notes, join_segments, make_notes, notes_to_grid, notes_to_pr_mat, pr_mat_to_notes,
                         split_segments, transpose_notes)
 

@@ -1,4 +1,4 @@
-"""live.params: validation, clamping, subscriptions, presets, actions and thread safety."""
+"""live.control.params: validation, clamping, subscriptions, presets, actions and thread safety."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from live.params import Params, Preset, State
+from live.control.params import Params, Preset, State
 
 ANCHORS = ["rain", "sunset", "city"]
 CONTENTS = ["cat", "tree"]

@@ -24,8 +24,8 @@ import pytest
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from live import oscspace
-from live.osc import DEFAULT_HOST, DEFAULT_PORT
+from live.control import oscspace
+from live.control.osc import DEFAULT_HOST, DEFAULT_PORT
 
 ROOT = Path(__file__).resolve().parents[1]
 PATCHES = ROOT / "patches"
@@ -154,7 +154,7 @@ def test_pd_patch_sends_only_known_addresses_with_accepted_types():
     c = read_pd((PATCHES / "vis2mus.pd").read_text())
     sent = pd_sent(c)
     for path, sigs in sent.items():
-        assert path in CONTROLS, f"{path} is not in live.oscspace"
+        assert path in CONTROLS, f"{path} is not in live.control.oscspace"
         for sig in sigs:
             assert signature_ok(path, sig), f"vis2mus.pd sends {path} ',{sig}', server wants {CONTROLS[path].signatures}"
     assert PERFORMER <= set(sent), f"not reachable from vis2mus.pd: {sorted(PERFORMER - set(sent))}"
@@ -228,7 +228,7 @@ def test_maxpat_structure_addresses_and_types():
             feeds = {out_type(s) for (s, _), (d, _) in wires if d == src}
             assert len(feeds) == 1, f"[prepend {path}] fed by {feeds}"
             sig = feeds.pop()
-        assert path in CONTROLS, f"{path} is not in live.oscspace"
+        assert path in CONTROLS, f"{path} is not in live.control.oscspace"
         assert signature_ok(path, sig), f"vis2mus.maxpat sends {path} ',{sig}'"
         sent.setdefault(path, set()).add(sig)
     assert PERFORMER <= set(sent), f"not reachable from vis2mus.maxpat: {sorted(PERFORMER - set(sent))}"
@@ -285,7 +285,7 @@ def test_tosc_addresses_types_ranges_and_portrait_layout():
             path = "".join(p.findtext("value") for p in osc.iterfind("path/partial"))
             args = list(osc.iterfind("arguments/partial"))
             if osc.findtext("send") == "1":
-                assert path in CONTROLS, f"{path} is not in live.oscspace"
+                assert path in CONTROLS, f"{path} is not in live.control.oscspace"
                 sig = "".join(conversion[a.findtext("conversion")] for a in args)
                 assert signature_ok(path, sig), f"vis2mus.tosc sends {path} ',{sig}'"
                 address = CONTROLS[path]
@@ -419,16 +419,17 @@ def share(pitches: list[int], allowed: set[int]) -> float:
 
 def _expected_pitches(anchor: str, alpha_b: float, alpha_c: float, engine_on: bool) -> set[int]:
     """Pitches of the whole loop the server renders for this state (same renderer as the server)."""
-    from live.anchors import content_pieces, default_anchors
-    from live.params import State
-    from live.server import Renderer
+    from live.app.server import Renderer
+    from live.control.params import State
+    from live.texture.anchors import content_pieces, default_anchors
 
     vis2mus = None
     if engine_on:
-        from live.engine import Engine
-        from live.vis2mus import Vis2Mus
+        from export import exporter
+        from live.inference.engine import Engine
+        from live.texture.vis2mus import Vis2Mus
 
-        vis2mus = Vis2Mus(Engine.from_weights(None, device="cpu", threads=1))
+        vis2mus = Vis2Mus(Engine.from_weights(None, device="cpu", threads=1, exporter=exporter()))
     renderer = Renderer(default_anchors(), content_pieces(), vis2mus)
     state = State(anchor=anchor, alpha_b=alpha_b, alpha_c=alpha_c)
     _, sections = renderer(state, list(range(renderer.count(state))))
@@ -441,7 +442,7 @@ def _expected_pitches(anchor: str, alpha_b: float, alpha_c: float, engine_on: bo
 @pytest.mark.skipif(shutil.which("jackd") is None, reason="jackd not installed (apt-get install jackd2)")
 def test_pd_driver_steers_the_running_server(tmp_path):
     from benchmarks.jackrig import JackServer, Peer
-    from live.anchors import default_anchors
+    from live.texture.anchors import default_anchors
 
     anchors = default_anchors()
     names = sorted(anchors)

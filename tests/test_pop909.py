@@ -4,7 +4,7 @@ import mido
 import numpy as np
 import pytest
 
-from live.chords import label_to_row, recognize_chords, root_quality, row_to_label
+from live.music.chords import label_to_row, recognize_chords, root_quality, row_to_label
 from model.data_cli import main as data_main
 from model.pop909 import load_prepared, read_song, segment_notes, song_folders, song_segments, split_songs
 

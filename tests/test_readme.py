@@ -1,13 +1,13 @@
 from pathlib import Path
 
-from live.oscspace import markdown_table
+from live.control.oscspace import markdown_table
 
 ROOT = Path(__file__).parents[1]
 
 
 def test_readme_osc_table_matches_the_address_space():
     assert markdown_table() in (ROOT / "README.md").read_text(), \
-        "README.md's OSC table is out of date: paste live.oscspace.markdown_table() into it"
+        "README.md's OSC table is out of date: paste live.control.oscspace.markdown_table() into it"
 
 
 def test_readme_first_lines_give_the_two_commands_ci_runs():

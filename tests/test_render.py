@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from live.anchors import content_pieces, default_anchors
-from live.graphs import default_weights
-from live.midifile import read_midi
-from live.render import main
-from live.transform import adjust
+from live.inference.graphs import default_weights
+from live.music.midifile import read_midi
+from live.offline.render import main
+from live.texture.anchors import content_pieces, default_anchors
+from live.texture.transform import adjust
 from test_control_vis2mus import random_weights
 
 HAS_FLUIDSYNTH = shutil.which("fluidsynth") is not None
@@ -137,7 +137,7 @@ def test_shipped_weights_brightness_sweep(tmp_path):
 
 
 def test_spearman_direction_known_values():
-    from live.equivariance import music_descriptors, spearman
+    from live.offline.equivariance import music_descriptors, spearman
 
     assert spearman([-1, 0, 1], [1.0, 2.0, 5.0], 2.0) == pytest.approx(1.0)
     assert spearman([-1, 0, 1, 2], [4.0, 3.0, 3.0, 1.0], 3.0) == pytest.approx(-0.9486833)

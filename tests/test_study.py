@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from live.study import binomial_p_value, main
+from live.offline.study import binomial_p_value, main
 from test_control_vis2mus import random_weights
 
 HAS_FLUIDSYNTH = shutil.which("fluidsynth") is not None

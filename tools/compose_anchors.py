@@ -1,6 +1,6 @@
 """Compose the default anchors and content pieces by code, deterministically.
 
-    python tools/compose_anchors.py [--out live/data]
+    python tools/compose_anchors.py [--out live/texture/data]
 
 Writes ``anchors/<name>/`` (six texture anchors: accompaniment + chords + image) and
 ``content/<name>/`` (two content pieces: melody + chords + a sketch-like image) in the folder
@@ -23,9 +23,9 @@ from PIL import Image, ImageDraw, ImageFilter
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from live.chords import parse_label, progression_labels  # noqa: E402
-from live.midifile import write_midi  # noqa: E402
-from live.notes import DURATION, ONSET, make_notes  # noqa: E402
+from live.music.chords import parse_label, progression_labels  # noqa: E402
+from live.music.midifile import write_midi  # noqa: E402
+from live.music.notes import DURATION, ONSET, make_notes  # noqa: E402
 
 BEATS = 32
 SIZE = 256
@@ -354,7 +354,7 @@ def write_piece(folder: str, piece: Piece, seed: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "live", "data"))
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "live", "texture", "data"))
     args = parser.parse_args(argv)
     for kind, pieces in (("anchors", ANCHORS), ("content", CONTENT)):
         for seed, piece in enumerate(pieces):

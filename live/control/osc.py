@@ -1,4 +1,4 @@
-"""The OSC input of vis2mus-live: a UDP server that drives ``live.params`` from ``live.oscspace``.
+"""The OSC input of vis2mus-live: a UDP server that drives ``live.control.params`` from ``live.control.oscspace``.
 
 One receive thread owns the socket. Each round it drains every queued datagram, checks it (size,
 sender allowlist, per-sender rate limit, OSC syntax, known address, arity and types) and collects
@@ -29,8 +29,8 @@ from typing import Iterable
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
-from live import oscspace
-from live.params import Params, State, finite
+from live.control import oscspace
+from live.control.params import Params, State, finite
 
 log = logging.getLogger(__name__)
 

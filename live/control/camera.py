@@ -6,9 +6,9 @@ child also lowers its own priority). Frames are read at the source's pace
 (a video file at its frame rate, looping; a camera as fast as it delivers; an image file is
 re-read when its modification time changes); at most ``analysis_hz`` frames a second are
 retrieved (the others are only grabbed, which keeps a camera's queue short) and analysed:
-``live.alpha.estimate(anchor image, frame)`` against the current anchor's picture, smoothed with
-``live.alpha.Smoother(smoothing)`` in the parent. The result is written with
-``params.set_alpha(b, c, source="camera")``, which ``live.params`` drops unless the camera steers.
+``live.control.alpha.estimate(anchor image, frame)`` against the current anchor's picture, smoothed with
+``live.control.alpha.Smoother(smoothing)`` in the parent. The result is written with
+``params.set_alpha(b, c, source="camera")``, which ``live.control.params`` drops unless the camera steers.
 
 When the source stalls (no frame, the same camera frame over and over, or a file that cannot be
 opened) the last value is held for ``timeout`` seconds, then decays linearly to neutral (0, 0)
@@ -36,8 +36,8 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 import cv2  # noqa: E402  (after the environment above)
 
-from live.alpha import Smoother, estimate
-from live.params import Params
+from live.control.alpha import Smoother, estimate
+from live.control.params import Params
 
 log = logging.getLogger(__name__)
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
@@ -292,7 +292,8 @@ class CameraSource:
 
     @classmethod
     def from_settings(cls, params: Params, anchors: Mapping[str, Any], settings: Any) -> "CameraSource":
-        """Build from ``live.config.Settings`` (``camera``/``video``/``image``, ``smoothing``, ``camera_timeout``)."""
+        """Build from ``live.app.config.Settings`` (``camera``/``video``/``image``, ``smoothing``,
+        ``camera_timeout``)."""
         for kind in ("camera", "video", "image"):
             spec = getattr(settings, kind)
             if spec is not None:

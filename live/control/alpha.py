@@ -15,7 +15,7 @@ Estimation is analysis by synthesis:
    ``k`` and ``delta``. (b) The best point of a 9 x 9 grid over [-1, 1]^2, judged on 48-pixel
    versions of both images. The start with the smaller mismatch is refined.
 2. Damped Gauss-Newton steps on (alpha_b, alpha_c), within [-1, 1]. Each step applies
-   :func:`live.transform.adjust` (the very transform the music uses) to the reference
+   :func:`live.texture.transform.adjust` (the very transform the music uses) to the reference
    (area-downscaled to at most 256 pixels on its long side), resamples it like the frame and
    matches the quantiles, clipping included.
 
@@ -41,7 +41,7 @@ import math
 import cv2
 import numpy as np
 
-from live.transform import adjust
+from live.texture.transform import adjust
 
 LUMA = np.array([0.299, 0.587, 0.114])
 QUANTILES = np.linspace(0.02, 0.98, 49)

@@ -1,7 +1,7 @@
 """Vis2Mus on anchors: brightness/contrast on the texture feature map, chords, style transfer.
 
 For each requested 2-bar segment of an anchor, the accompaniment's texture feature map
-``(10, 8, 29)`` is edited with :func:`live.transform.adjust` (eq. 1/2). The edited map goes through
+``(10, 8, 29)`` is edited with :func:`live.texture.transform.adjust` (eq. 1/2). The edited map goes through
 the rest of the texture encoder to give ``z_txt``. ``z_chd`` is the encoding of the anchor's
 chords (or an override, or a content piece's shifted chords), and the pair is decoded greedily.
 Every requested segment goes through one batched engine call.
@@ -11,7 +11,7 @@ are also kept on disk when a ``cache_dir`` is given; the key is the weights' and
 content hashes.
 
 Style transfer (``content=``): the content melody is moved in register by
-:func:`live.style.register_shift`, against the style anchor's whole original accompaniment, so
+:func:`live.texture.style.register_shift`, against the style anchor's whole original accompaniment, so
 that every segment and every alpha uses the same shift and the tune never jumps while faders
 move. The content chords are shifted with it. With a chord override in style mode, the override
 is played as written and the melody moves by whole octaves only, so tune and chords share a key.
@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from live.anchors import BEATS_PER_SEGMENT, Anchor
-from live.notes import VELOCITY, empty_notes, notes_to_pr_mat, transpose_notes
-from live.style import octave_shift, register_shift, shifted_chords
-from live.transform import adjust, check_alpha
+from live.music.notes import VELOCITY, empty_notes, notes_to_pr_mat, transpose_notes
+from live.texture.anchors import BEATS_PER_SEGMENT, Anchor
+from live.texture.style import octave_shift, register_shift, shifted_chords
+from live.texture.transform import adjust, check_alpha
 
 MELODY_CHANNEL = 0
 ACCOMPANIMENT_CHANNEL = 1
@@ -51,7 +51,7 @@ class Segment:
 
 
 class Vis2Mus:
-    """Renders anchors through an engine (``live.engine.Engine`` API). Thread-safe.
+    """Renders anchors through an engine (``live.inference.engine.Engine`` API). Thread-safe.
 
     ``keep_original``: with both alphas 0, no chord override and no content, return the
     anchor's own accompaniment instead of the model's reconstruction (as Vis2Mus does).

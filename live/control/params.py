@@ -19,8 +19,8 @@ import threading
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Callable, Iterable, Mapping, NamedTuple
 
-from live import oscspace
-from live.chords import progression_rows
+from live.control import oscspace
+from live.music.chords import progression_rows
 
 log = logging.getLogger(__name__)
 

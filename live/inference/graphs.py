@@ -2,8 +2,10 @@
 
 No torch here. Graphs live in ``<cache root>/<sha256(weights)[:16]>-v<EXPORTER_VERSION>/`` with a
 ``manifest.json``; the cache root is ``$VIS2MUS_CACHE`` or ``~/.cache/vis2mus-live/onnx``. When the
-graphs of a weights file are missing or stale, :func:`ensure_graphs` imports the exporter (which
-needs torch) lazily and writes them.
+graphs of a weights file are missing or stale, :func:`ensure_graphs` writes them with the exporter
+its caller hands in (``export.onnx_export.export_graphs``, which needs torch; see
+:func:`export.exporter`). This module never imports the exporter: the names of every graph's
+inputs and outputs are defined here (:data:`GRAPHS`) and the exporter reads them.
 
 Graphs and their tensors (``B`` dynamic batch, ``L`` dynamic summary length; sizes of the model
 card: ``Ht`` time hidden, ``Hn`` notes hidden, ``E`` note embedding):
@@ -31,17 +33,37 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
+
+Exporter = Callable[..., dict]
+"""``export_graphs(weights, out, digest=...) -> manifest``: writes every graph of ``weights``."""
 
 EXPORTER_VERSION = "5"
 MANIFEST = "manifest.json"
-GRAPH_NAMES = ("chord_enc", "texture_cnn", "texture_head", "dec_first", "dec_step", "dec_rest", "dec_note")
+STEP_OUTPUTS = ("h_time_next", "hx", "pitch", "bits", "emb", "h_notes_next", "hh_notes_next")
+NOTE_OUTPUTS = STEP_OUTPUTS[2:]
+GRAPHS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "chord_enc": (("rows",), ("z_chd",)),
+    "texture_cnn": (("pr_mat",), ("feature_map",)),
+    "texture_head": (("feature_map",), ("z_txt",)),
+    "dec_first": (("z",), ("z_x", "sos", "sos_x", "rest_x") + STEP_OUTPUTS),
+    "dec_step": (("embs", "lengths", "z_x", "sos_x", "h_time"), STEP_OUTPUTS),
+    "dec_rest": (("rest_x", "sos_x", "h_time"), STEP_OUTPUTS),
+    "dec_note": (("hx", "prev", "h_notes", "hh_notes"), NOTE_OUTPUTS),
+}
+"""graph name -> (input names, output names), in call order."""
+GRAPH_NAMES = tuple(GRAPHS)
 DEFAULT_WEIGHTS_NAME = "polydis-small.pt"
 EXPORT_HINT = "run `pip install -e .[train]` then `vis2mus-export --weights {weights}`"
 
 
 class GraphError(RuntimeError):
     """The graphs of a weights file cannot be found or made; the message is one line."""
+
+
+def feeds(name: str, *arrays: Any) -> dict[str, Any]:
+    """The input feed of graph ``name``: its input names (:data:`GRAPHS`) zipped with ``arrays``."""
+    return dict(zip(GRAPHS[name][0], arrays, strict=True))
 
 
 def one_line(exc: BaseException) -> str:
@@ -52,7 +74,7 @@ def one_line(exc: BaseException) -> str:
 
 def default_weights() -> Path:
     """The shipped weights: ``weights/polydis-small.pt`` next to the ``live`` package."""
-    return Path(__file__).resolve().parent.parent / "weights" / DEFAULT_WEIGHTS_NAME
+    return Path(__file__).resolve().parents[2] / "weights" / DEFAULT_WEIGHTS_NAME
 
 
 def cache_root() -> Path:
@@ -94,12 +116,13 @@ def is_current(folder: str | Path, digest: str) -> bool:
 
 
 def ensure_graphs(weights: str | Path | None = None, out: str | Path | None = None,
-                  log: Callable[[str], None] = print) -> Path:
+                  log: Callable[[str], None] = print, exporter: Exporter | None = None) -> Path:
     """Folder with current graphs for ``weights`` (default :func:`default_weights`).
 
-    Exports them (progress line through ``log``) when missing or stale. ``out`` overrides the
-    cache folder. Raises :class:`GraphError` (one line) for missing weights, when torch is not
-    installed, or when the export fails on bad weights.
+    Exports them with ``exporter`` (progress line through ``log``) when missing or stale. ``out``
+    overrides the cache folder. Raises :class:`GraphError` (one line) for missing weights, when
+    the graphs must be made and no exporter was handed in (torch not installed), or when the
+    export fails on bad weights.
     """
     weights = Path(weights) if weights is not None else default_weights()
     if not weights.is_file():
@@ -108,14 +131,12 @@ def ensure_graphs(weights: str | Path | None = None, out: str | Path | None = No
     folder = Path(out) if out is not None else graph_dir_for(digest)
     if is_current(folder, digest):
         return folder
-    try:
-        from export import onnx_export
-    except ImportError as exc:
+    if exporter is None:
         raise GraphError(f"ONNX graphs for {weights} are missing or stale and the exporter cannot "
-                         f"run ({exc}): " + EXPORT_HINT.format(weights=weights)) from exc
+                         "run (torch is not installed): " + EXPORT_HINT.format(weights=weights))
     log(f"exporting ONNX graphs for {weights} to {folder} ...")
     try:
-        manifest = onnx_export.export_graphs(weights, folder, digest=digest)
+        manifest = exporter(weights, folder, digest=digest)
     except (FileNotFoundError, ValueError) as exc:
         raise GraphError(one_line(exc)) from exc
     log(f"exported {len(GRAPH_NAMES)} graphs in {manifest['export_seconds']:.1f} s")

@@ -8,7 +8,7 @@ For each (alpha_b, alpha_c) of the sweep (every brightness with every contrast),
 ``<stem>.mid`` (melody on channel 1, accompaniment on channel 2, the tempo), ``<stem>_roll.png``
 (a piano roll), ``<stem>_image.png`` (the transformed picture) and ``<stem>.wav`` (when fluidsynth
 and a General MIDI soundfont are installed). ``--equivariance`` writes the equivariance report of
-:mod:`live.equivariance` instead.
+:mod:`live.offline.equivariance` instead.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from live.anchors import Anchor, AnchorError, find
-from live.midifile import write_midi
-from live.notes import DURATION, ONSET, PITCH, STEPS, join_segments
-from live.style import blend_images, choose_tempo
-from live.transform import adjust, check_alpha
-from live.vis2mus import ACCOMPANIMENT_CHANNEL, MELODY_CHANNEL, Segment, Vis2Mus
+from live.music.midifile import write_midi
+from live.music.notes import DURATION, ONSET, PITCH, STEPS, join_segments
+from live.texture.anchors import Anchor, AnchorError, find
+from live.texture.style import blend_images, choose_tempo
+from live.texture.transform import adjust, check_alpha
+from live.texture.vis2mus import ACCOMPANIMENT_CHANNEL, MELODY_CHANNEL, Segment, Vis2Mus
 
 SOUNDFONTS = (
     "/usr/share/sounds/sf2/FluidR3_GM.sf2",
@@ -188,10 +188,11 @@ def parse_alphas(text: str, name: str) -> list[float]:
 
 def open_engine(weights: str | None, device: str, threads: int):
     """The engine of ``weights`` (default weights when None)."""
-    from live.engine import Engine
+    from export import exporter
+    from live.inference.engine import Engine
 
     return Engine.from_weights(weights, device=device, threads=threads,
-                               log=lambda line: print(line, file=sys.stderr, flush=True))
+                               log=lambda line: print(line, file=sys.stderr, flush=True), exporter=exporter())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -249,7 +250,7 @@ def _run(args: argparse.Namespace) -> int:
     contrast = parse_alphas(args.contrast, "contrast")
     out = Path(args.out)
     if args.equivariance:
-        from live.equivariance import run_report
+        from live.offline.equivariance import run_report
 
         engine = open_engine(args.weights, args.device, args.threads)
         sweep_b = brightness if args.brightness != "0" else None

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from live.chords import ChordError, labels_to_rows, progression_labels, recognize_chords, symbol_to_label
-from live.midifile import MidiFormatError, read_midi
-from live.notes import ONSET, STEPS, empty_notes
+from live.music.chords import ChordError, labels_to_rows, progression_labels, recognize_chords, symbol_to_label
+from live.music.midifile import MidiFormatError, read_midi
+from live.music.notes import ONSET, STEPS, empty_notes
 
 DATA = Path(__file__).resolve().parent / "data"
 DEFAULT_ANCHORS = DATA / "anchors"
@@ -227,13 +227,13 @@ def load_folder(root: str | os.PathLike) -> dict[str, Anchor]:
 
 @functools.lru_cache(maxsize=1)
 def default_anchors() -> dict[str, Anchor]:
-    """The texture anchors shipped in ``live/data/anchors`` (loaded once)."""
+    """The texture anchors shipped in ``live/texture/data/anchors`` (loaded once)."""
     return load_folder(DEFAULT_ANCHORS)
 
 
 @functools.lru_cache(maxsize=1)
 def content_pieces() -> dict[str, Anchor]:
-    """The content pieces (melody + chords) shipped in ``live/data/content`` (loaded once)."""
+    """The content pieces (melody + chords) shipped in ``live/texture/data/content`` (loaded once)."""
     return load_folder(DEFAULT_CONTENT)
 
 

@@ -31,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from live.anchors import Anchor, default_anchors
-from live.notes import DURATION, ONSET, PITCH
-from live.transform import adjust
-from live.vis2mus import Vis2Mus
+from live.music.notes import DURATION, ONSET, PITCH
+from live.texture.anchors import Anchor, default_anchors
+from live.texture.transform import adjust
+from live.texture.vis2mus import Vis2Mus
 
 MUSIC = ("notes_per_bar", "mean_pitch", "polyphony", "onset_density", "range")
 IMAGE = ("luminance", "luminance_std")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import mido
 import numpy as np
 
-from live.notes import DURATION, ONSET, PITCH, VELOCITY, empty_notes, sort_notes
+from live.music.notes import DURATION, ONSET, PITCH, VELOCITY, empty_notes, sort_notes
 
 STEPS_PER_BEAT = 4
 STEPS_PER_BAR = 16

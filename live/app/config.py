@@ -18,8 +18,8 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from live.osc import DEFAULT_HOST, DEFAULT_PORT, parse_host_port
-from live.params import ALPHA_RANGE, QUANTA, SOURCES, TEMPO_RANGE, VELOCITY_RANGE, Params, Preset, State
+from live.control.osc import DEFAULT_HOST, DEFAULT_PORT, parse_host_port
+from live.control.params import ALPHA_RANGE, QUANTA, SOURCES, TEMPO_RANGE, VELOCITY_RANGE, Params, Preset, State
 
 MIDI_APIS = ("auto", "alsa", "jack", "coremidi", "winmm")
 DEVICES = ("auto", "cpu", "cuda")

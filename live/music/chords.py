@@ -15,7 +15,7 @@ import re
 
 import numpy as np
 
-from live.notes import DURATION, ONSET, PITCH
+from live.music.notes import DURATION, ONSET, PITCH
 
 NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 _LETTER_PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}

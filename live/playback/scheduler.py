@@ -32,8 +32,8 @@ from typing import Callable
 
 import numpy as np
 
-from live.clock import MIDI_START, MIDI_STOP, MIDI_TICK, PPQN
-from live.notes import DURATION, ONSET, PITCH, STEPS, VELOCITY
+from live.music.notes import DURATION, ONSET, PITCH, STEPS, VELOCITY
+from live.playback.clock import MIDI_START, MIDI_STOP, MIDI_TICK, PPQN
 
 STEPS_PER_BEAT = 4
 TICKS_PER_STEP = PPQN // STEPS_PER_BEAT
@@ -88,7 +88,7 @@ class _Install:
 class Scheduler:
     """The send thread; see the module docstring.
 
-    ``midi`` is a ``live.midiout.MidiOut``, ``recorder`` a ``live.recorder.Recorder`` or ``None``.
+    ``midi`` is a ``live.playback.midiout.MidiOut``, ``recorder`` a ``live.playback.recorder.Recorder`` or ``None``.
     ``material`` is the initial loop (list of ``Section``). ``stats`` holds the timing figures:
     ``lateness`` (seconds after each step deadline, the last 10 000), ``late`` (count over
     ``LATE_S``), ``worst`` ``(seconds, step)``, ``steps``. ``beats`` is a queue of ``(bar, beat)`` put at every beat.
@@ -316,7 +316,7 @@ class Regenerator:
     """The inference worker; see the module docstring.
 
     ``render(state, indices) -> (n_segments, sections)`` renders loop indices for a
-    ``live.params.State`` (the server wires it to ``live.vis2mus.Vis2Mus``); ``count(state)`` is the
+    ``live.control.params.State`` (the server wires it to ``live.texture.vis2mus.Vis2Mus``); ``count(state)`` is the
     loop length in segments under that state. ``key(state)`` gives the
     part of the state that needs re-rendering (alphas, anchor, content, chords); ``panic_key(state)``
     the part whose change also sends all notes off (anchor, content). ``last_ms`` is the latest

@@ -1,9 +1,9 @@
 """vis2mus-live: the long-running performance server (``python run_live.py`` or ``vis2mus-live``).
 
-``Performance`` wires the parts: performance state (``live.params``), OSC input (``live.osc``),
-optional camera/video/image source (``live.camera``), engine + ``live.vis2mus`` renders on the
-inference worker, the send thread (``live.scheduler``) on a ``live.clock`` clock, MIDI out
-(``live.midiout``) and the recording (``live.recorder``). Rendering runs in a child process
+``Performance`` wires the parts: performance state (``live.control.params``), OSC input (``live.control.osc``),
+optional camera/video/image source (``live.control.camera``), engine + ``live.texture.vis2mus`` renders on the
+inference worker, the send thread (``live.playback.scheduler``) on a ``live.playback.clock`` clock, MIDI out
+(``live.playback.midiout``) and the recording (``live.playback.recorder``). Rendering runs in a child process
 (``RenderProcess``) so that the send thread never waits for a GIL held by inference. The main
 thread only shows the status line, sends beat feedback, flushes the recording at each bar and
 watches the MIDI port.
@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from live.clock import Clock, ExternalClock
-from live.midiout import MidiOut
-from live.notes import empty_notes
-from live.recorder import Recorder
-from live.scheduler import LATE_S, Regenerator, Scheduler, Section, follow_velocities
+from live.music.notes import empty_notes
+from live.playback.clock import Clock, ExternalClock
+from live.playback.midiout import MidiOut
+from live.playback.recorder import Recorder
+from live.playback.scheduler import LATE_S, Regenerator, Scheduler, Section, follow_velocities
 
 GIL_SWITCH_S = 0.0005
 TICK_S = 0.05
@@ -81,7 +81,7 @@ class Renderer:
                                 piece.segment("melody", i) if content is not None else empty_notes())
                         for i in indices]
         else:
-            from live.chords import progression_rows
+            from live.music.chords import progression_rows
 
             chords = progression_rows(state.chords, n_segments * 8) if state.chords else None
             rendered = self.vis2mus.render(anchor, state.alpha_b, state.alpha_c, list(indices),
@@ -97,10 +97,12 @@ def load_renderer(settings, anchors: dict, contents: dict) -> tuple[Renderer, st
     """A ``Renderer`` on the engine of ``settings.weights`` and a one-line engine description; when
     the weights are missing or corrupt, one line says so and the anchors play as they are."""
     try:
-        from live.engine import Engine
-        from live.vis2mus import Vis2Mus
+        from export import exporter
+        from live.inference.engine import Engine
+        from live.texture.vis2mus import Vis2Mus
 
-        engine = Engine.from_weights(settings.weights, device=settings.device, threads=settings.threads, log=log)
+        engine = Engine.from_weights(settings.weights, device=settings.device, threads=settings.threads, log=log,
+                                     exporter=exporter())
         vis2mus, note = Vis2Mus(engine), engine.provider
     except Exception as exc:  # missing/corrupt weights or an ONNX failure: play on without regeneration
         line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -111,7 +113,7 @@ def load_renderer(settings, anchors: dict, contents: dict) -> tuple[Renderer, st
 
 def _render_main(conn, settings) -> None:
     """Child process: load the engine, then answer ``("render", state, indices)`` until ``quit``."""
-    from live.anchors import content_pieces, default_anchors
+    from live.texture.anchors import content_pieces, default_anchors
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError):  # lowering our own priority only fails on exotic systems
@@ -215,12 +217,12 @@ class StatusLine:
 
 
 class Performance:
-    """A running performance built from ``settings`` (``live.config.Settings``); see the module
+    """A running performance built from ``settings`` (``live.app.config.Settings``); see the module
     docstring. ``run()`` blocks until ``stop()`` (or SIGINT/SIGTERM via ``main``)."""
 
     def __init__(self, settings) -> None:
-        from live.anchors import content_pieces, default_anchors
-        from live.config import build_params
+        from live.app.config import build_params
+        from live.texture.anchors import content_pieces, default_anchors
 
         self.settings = settings
         self._stop = threading.Event()
@@ -273,7 +275,7 @@ class Performance:
         return (time.perf_counter() - t0) * 1000.0
 
     def _make_osc(self):
-        from live.osc import OscServer
+        from live.control.osc import OscServer
 
         s = self.settings
         try:
@@ -287,7 +289,7 @@ class Performance:
         s = self.settings
         if s.camera is None and s.video is None and s.image is None:
             return None
-        from live.camera import CameraSource
+        from live.control.camera import CameraSource
 
         return CameraSource.from_settings(self.params, self.anchors, s)
 
@@ -424,8 +426,8 @@ class Performance:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point: parse the options (``live.config``), run until SIGINT/SIGTERM, exit 0."""
-    from live.config import load_settings
+    """Console entry point: parse the options (``live.app.config``), run until SIGINT/SIGTERM, exit 0."""
+    from live.app.config import load_settings
 
     settings = load_settings(argv)
     sys.setswitchinterval(GIL_SWITCH_S)

@@ -34,13 +34,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from live.anchors import Anchor, AnchorError, content_pieces, default_anchors
-from live.render import (
+from live.offline.render import (
     Piece, make_piece, one_line, open_engine, piano_roll, wav_soundfont, write_piece_midi, write_wav,
 )
-from live.style import blend_images, choose_tempo
-from live.transform import adjust, check_alpha
-from live.vis2mus import Vis2Mus
+from live.texture.anchors import Anchor, AnchorError, content_pieces, default_anchors
+from live.texture.style import blend_images, choose_tempo
+from live.texture.transform import adjust, check_alpha
+from live.texture.vis2mus import Vis2Mus
 
 CHANCE = {"brightness": 0.5, "contrast": 0.5, "style": 0.25}
 PAPER = {"brightness": 0.625, "contrast": 0.682, "style": 0.606}

@@ -22,8 +22,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from live.chords import transpose_chord_rows
-from live.notes import PITCH
+from live.music.chords import transpose_chord_rows
+from live.music.notes import PITCH
 
 _SNAP = {1: -1, 2: -2, 3: 2, 4: 1, 6: 1, 8: -1, 9: -2, 10: 2, 11: 1}
 _LUMA = np.array([0.299, 0.587, 0.114])

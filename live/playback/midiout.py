@@ -2,7 +2,7 @@
 
 ``MidiOut`` opens a virtual output port (default name ``Vis2Mus``) or, with ``port``, connects to
 an existing input port whose name contains that text. Every event also goes to the optional
-``recorder`` (``live.recorder.Recorder``), so the recording goes on when no MIDI backend works.
+``recorder`` (``live.playback.recorder.Recorder``), so the recording goes on when no MIDI backend works.
 
 Open notes are tracked per ``(channel, pitch)`` with a token: a note-off scheduled for a note that a
 later note-on (or a panic) already ended is dropped, so a key is never released twice or left held.

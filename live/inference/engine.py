@@ -1,4 +1,4 @@
-"""The inference engine: onnxruntime sessions over the graphs of ``live.graphs`` (no torch).
+"""The inference engine: onnxruntime sessions over the graphs of ``live.inference.graphs`` (no torch).
 
 Decoding is greedy and driven by a numpy loop: per time step one ``dec_step`` call (summary of the
 previous step, time GRU, first note slot; ``dec_rest`` when the previous step had no notes) and one ``dec_note`` call per further slot, stopping as
@@ -17,8 +17,8 @@ from typing import Callable
 import numpy as np
 import onnxruntime as ort
 
-from live import graphs
-from live.notes import DUR_BITS, DUR_PAD, EOS, PAD, STEPS, grid_to_notes
+from live.inference import graphs
+from live.music.notes import DUR_BITS, DUR_PAD, EOS, PAD, STEPS, grid_to_notes
 
 DECODE_SLOTS = 15
 CPU = "CPUExecutionProvider"
@@ -85,34 +85,35 @@ class Engine:
 
     @classmethod
     def from_weights(cls, path: str | Path | None = None, device: str = "auto", threads: int = 1,
-                     log: Callable[[str], None] = print) -> "Engine":
-        """Engine for a weights file (default: ``live.graphs.default_weights()``), exporting its
-        graphs to the cache first when they are missing or stale, and once more when a cached graph
-        cannot be loaded. Raises ``GraphError`` or ``EngineError`` with one line."""
+                     log: Callable[[str], None] = print, exporter: graphs.Exporter | None = None) -> "Engine":
+        """Engine for a weights file (default: ``live.inference.graphs.default_weights()``), exporting its
+        graphs to the cache with ``exporter`` first when they are missing or stale, and once more when
+        a cached graph cannot be loaded. Raises ``GraphError`` or ``EngineError`` with one line."""
         choose_provider(device)
-        folder = graphs.ensure_graphs(path, log=log)
+        folder = graphs.ensure_graphs(path, log=log, exporter=exporter)
         try:
             return cls(folder, device=device, threads=threads)
         except GraphLoadError as exc:
             log(f"{exc}; exporting again")
             (folder / graphs.MANIFEST).unlink(missing_ok=True)
-            return cls(graphs.ensure_graphs(path, log=log), device=device, threads=threads)
+            return cls(graphs.ensure_graphs(path, log=log, exporter=exporter), device=device, threads=threads)
 
     def run_graph(self, name: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """One call of graph ``name`` (see ``live.graphs``) -> its outputs in order."""
+        """One call of graph ``name`` (see ``live.inference.graphs``) -> its outputs in order."""
         return self._sessions[name].run(None, feeds)
 
     def encode_chords(self, rows) -> np.ndarray:
         """Chord rows ``(B, 8, 36)`` -> ``z_chd`` ``(B, 256)`` (posterior mean)."""
-        return self.run_graph("chord_enc", {"rows": _finite("rows", rows, (8, 36))})[0]
+        return self.run_graph("chord_enc", graphs.feeds("chord_enc", _finite("rows", rows, (8, 36))))[0]
 
     def texture_map(self, pr_mats) -> np.ndarray:
         """``pr_mat`` batch ``(B, 32, 128)`` -> feature maps ``(B, 10, 8, 29)``."""
-        return self.run_graph("texture_cnn", {"pr_mat": _finite("pr_mat", pr_mats, (32, 128))})[0]
+        return self.run_graph("texture_cnn", graphs.feeds("texture_cnn", _finite("pr_mat", pr_mats, (32, 128))))[0]
 
     def texture_latent(self, maps) -> np.ndarray:
         """Feature maps ``(B, 10, 8, 29)`` -> ``z_txt`` ``(B, 256)`` (posterior mean)."""
-        return self.run_graph("texture_head", {"feature_map": _finite("feature_map", maps, (10, 8, 29))})[0]
+        maps = _finite("feature_map", maps, (10, 8, 29))
+        return self.run_graph("texture_head", graphs.feeds("texture_head", maps))[0]
 
     def decode(self, z_chd, z_txt) -> list[np.ndarray]:
         """``z_chd``, ``z_txt`` ``(B, 256)`` -> B note arrays ``(N, 4)`` int32, onsets 0..31."""
@@ -130,20 +131,21 @@ class Engine:
         grid[..., 0] = PAD
         run_step, run_rest = self._sessions["dec_step"].run, self._sessions["dec_rest"].run
         run_note = self._sessions["dec_note"].run
-        first = self.run_graph("dec_first", {"z": z})
+        step_in, rest_in, note_in = (graphs.GRAPHS[name][0] for name in ("dec_step", "dec_rest", "dec_note"))
+        first = self.run_graph("dec_first", graphs.feeds("dec_first", z))
         z_x, sos, sos_x, rest_x, h_time, hx, pitch, bits, emb, h_notes, hh_notes = first
         for t in range(STEPS):
             if t and (lengths == 1).all():
                 h_time, hx, pitch, bits, emb, h_notes, hh_notes = run_rest(
-                    None, {"rest_x": rest_x, "sos_x": sos_x, "h_time": h_time})
+                    None, dict(zip(rest_in, (rest_x, sos_x, h_time))))
             elif t:
                 h_time, hx, pitch, bits, emb, h_notes, hh_notes = run_step(
-                    None, {"embs": embs, "lengths": lengths, "z_x": z_x, "sos_x": sos_x, "h_time": h_time})
+                    None, dict(zip(step_in, (embs, lengths, z_x, sos_x, h_time))))
             pitches, bit_rows, embs_t = [pitch], [bits], [sos, emb]
             done = pitch == EOS
             while len(pitches) < DECODE_SLOTS and not done.all():
                 pitch, bits, emb, h_notes, hh_notes = run_note(
-                    None, {"hx": hx, "prev": emb, "h_notes": h_notes, "hh_notes": hh_notes})
+                    None, dict(zip(note_in, (hx, emb, h_notes, hh_notes))))
                 pitches.append(pitch)
                 bit_rows.append(bits)
                 embs_t.append(emb)

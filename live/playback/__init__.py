@@ -1,0 +1,1 @@
+"""From segments to MIDI: clock, scheduler, MIDI output port and the recorder."""

@@ -1,0 +1,1 @@
+"""From parameters to segments: image transforms, anchors, style and the Vis2Mus texture pipeline."""
