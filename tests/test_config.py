@@ -48,8 +48,13 @@ def test_every_option_is_settable_on_the_command_line_and_in_toml(tmp_path):
         "record": ("take.mid", "take.mid"), "video": ("clip.mp4", "clip.mp4"), "source": ("osc", "osc"),
         "smoothing": ("0.25", 0.25), "camera_timeout": ("3", 3.0), "weights": ("w.pt", "w.pt"),
         "device": ("cpu", "cpu"), "threads": ("2", 2), "status": ("log", "log"),
+        "midi_in": ("nanoKONTROL2", "nanoKONTROL2"), "chord_channel": ("3", 3), "chord_split": ("55", 55),
+        "chord_hold": ("0.5", 0.5), "thru_channel": ("4", 4), "midi_offset": ("-12.5", -12.5),
+        "melody_channel": ("5", 5), "accompaniment_channel": ("6", 6), "oscquery": ("9101", 9101),
+        "oscquery_host": ("0.0.0.0", "0.0.0.0"),
     }
-    flags = {"follow_velocity", "clock_out", "no_record", "camera", "image"}
+    flags = {"follow_velocity", "clock_out", "no_record", "camera", "image", "no_midi_in", "oscquery_advertise",
+             "link"}
     assert set(cli) | flags == {o.name for o in OPTIONS}
     argv = []
     for name, (text, _) in cli.items():

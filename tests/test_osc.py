@@ -35,7 +35,10 @@ def params() -> Params:
 
 @pytest.fixture
 def server(params):
-    with OscServer(params, port=0) as srv:
+    learned: list[list] = []
+    extra = {f"{P}/learn": lambda values: learned.append(values), f"{P}/learn/save": lambda values: learned.append(["saved"])}
+    with OscServer(params, port=0, extra=extra) as srv:
+        srv.learned = learned
         yield srv
 
 
@@ -71,7 +74,7 @@ def test_every_control_address_is_handled(server, client, params):
         "brightness": [0.25], "contrast": [-0.5], "anchor": ["sunset"], "style": ["cat", "city"],
         "style/off": [], "tempo": [132.0], "play": [], "stop": [], "panic": [], "quantum": ["bar"],
         "source": ["camera"], "preset": [3], "chords": ["C Am | F G"], "chords/off": [],
-        "velocity": [100], "state": [],
+        "velocity": [100], "state": [], "learn": ["tempo"], "learn/save": [],
     }
     assert {a.path for a in oscspace.CONTROLS} == {f"{P}/{name}" for name in calls}
     fired = []
@@ -86,6 +89,7 @@ def test_every_control_address_is_handled(server, client, params):
         "preset": lambda s: (s.preset, s.anchor, s.alpha_b, s.tempo) == (3, "city", 0.5, 90.0),
         "chords": lambda s: s.chords == "C Am | F G", "chords/off": lambda s: s.chords is None,
         "velocity": lambda s: s.velocity == 100, "state": lambda s: "state" in fired,
+        "learn": lambda s: server.learned[-1] == ["tempo"], "learn/save": lambda s: server.learned[-1] == ["saved"],
     }
     for name, args in calls.items():
         client.send_message(f"{P}/{name}", args or None)

@@ -18,6 +18,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+from live.control.midimap import Binding, MapError, parse_map
 from live.control.osc import DEFAULT_HOST, DEFAULT_PORT, parse_host_port
 from live.control.params import ALPHA_RANGE, QUANTA, SOURCES, TEMPO_RANGE, VELOCITY_RANGE, Params, Preset, State
 
@@ -25,6 +26,7 @@ MIDI_APIS = ("auto", "alsa", "jack", "coremidi", "winmm")
 DEVICES = ("auto", "cpu", "cuda")
 STATUS_MODES = ("line", "log", "off")
 CAMERA_OPTIONS = ("camera", "video", "image")
+OFFSET_RANGE = (-50.0, 200.0)
 
 
 class ConfigError(ValueError):
@@ -67,7 +69,21 @@ class Settings:
     device: str = "auto"
     threads: int = 1
     status: str = "line"
+    midi_in: str | None = None
+    no_midi_in: bool = False
+    chord_channel: int | None = None
+    chord_split: int = 60
+    chord_hold: float = 2.0
+    thru_channel: int | None = None
+    midi_offset: float = 0.0
+    melody_channel: int = 1
+    accompaniment_channel: int = 2
+    oscquery: int | None = None
+    oscquery_host: str = DEFAULT_HOST
+    oscquery_advertise: bool = False
+    link: bool = False
     presets: Mapping[int, Preset] = field(default_factory=dict)
+    midi_map: tuple[Binding, ...] | None = None
     config: str | None = None
 
     @property
@@ -206,6 +222,25 @@ OPTIONS: tuple[Option, ...] = (
     Option("device", _choice(DEVICES), "inference device: auto, cpu or cuda (default auto)", "DEV"),
     Option("threads", _number(int, 1, 64), "inference threads (default 1)", "N"),
     Option("status", _choice(STATUS_MODES), "status display: line (live status line), log or off", "MODE"),
+    Option("midi_in", _text, "take MIDI control from this existing port instead of a virtual 'Vis2Mus in'",
+           "PORT"),
+    Option("no_midi_in", _flag, "no MIDI input", flag=True),
+    Option("chord_channel", _number(int, 1, 16), "only keys on this channel make chords (default any)", "CH"),
+    Option("chord_split", _number(int, 0, 128), "keys below this note make chords (default 60, middle C; "
+                                                "128 = every key)", "NOTE"),
+    Option("chord_hold", _number(float, 0.0, 60.0), "the keys' chord stays this long after the last key is "
+                                                    "released (default 2)", "S"),
+    Option("thru_channel", _number(int, 1, 16), "notes on this input channel pass through to the output "
+                                                "unchanged (a played melody)", "CH"),
+    Option("midi_offset", _number(float, *OFFSET_RANGE), "shift every MIDI event by MS milliseconds, "
+                                                         "-50..200 (a synth's own latency; default 0)", "MS"),
+    Option("melody_channel", _number(int, 1, 16), "MIDI channel of the melody (default 1)", "CH"),
+    Option("accompaniment_channel", _number(int, 1, 16), "MIDI channel of the accompaniment (default 2)", "CH"),
+    Option("oscquery", _number(int, 1, 65535), "serve the OSCQuery namespace over HTTP on this port "
+                                               "(default off)", "PORT"),
+    Option("oscquery_host", _host, "OSCQuery listen address (default 127.0.0.1)", "IP"),
+    Option("oscquery_advertise", _flag, "advertise OSCQuery with zeroconf (_oscjson._tcp)", flag=True),
+    Option("link", _flag, "join an Ableton Link session (pip install -e .[link])", flag=True),
 )
 BY_NAME = {option.name: option for option in OPTIONS}
 
@@ -244,11 +279,24 @@ def read_toml(path: str) -> tuple[dict[str, Any], dict[int, Preset]]:
         name = key.replace("-", "_")
         if name == "presets":
             presets = _presets(path, value)
+        elif name == "midi":
+            values["midi_map"] = _midi(path, value)
         elif name in BY_NAME:
             values[name] = _parsed(name, value, f"config {path}: {key}")
         else:
             raise ConfigError(f"config {path}: unknown key {key!r} (see vis2mus-live --help)")
     return values, presets
+
+
+def _midi(path: str, table: Any) -> tuple[Binding, ...] | None:
+    if not isinstance(table, dict) or set(table) - {"cc"}:
+        raise ConfigError(f"config {path}: midi must be a table with a [midi.cc] table")
+    if "cc" not in table:
+        return None
+    try:
+        return parse_map(table["cc"])
+    except MapError as error:
+        raise ConfigError(f"config {path}: {error}") from None
 
 
 def _parsed(name: str, value: Any, where: str) -> Any:

@@ -60,6 +60,7 @@ class Performance:
         self.regenerator: Regenerator | None = None
         self.osc = None
         self.camera = None
+        self.midi_in = None
         self.engine_note = ""
         self.first_render_ms = self.regen_ms = 0.0
 
@@ -96,6 +97,7 @@ class Performance:
         self.params.on_action("play", lambda s: self.play())
         self.params.on_action("stop", lambda s: self.pause())
         self.params.on_action("panic", lambda s: self.scheduler.panic())
+        self.midi_in = self._make_midi_in()
         self.osc = self._make_osc()
         self.camera = self._make_camera()
         return self
@@ -110,13 +112,47 @@ class Performance:
             log.warning("warm-up render failed: %s", exc)
         return (time.perf_counter() - t0) * 1000.0
 
+    def _make_midi_in(self):
+        from live.control.midiin import MidiIn
+        from live.control.midimap import DEFAULT_MAP
+
+        s = self.settings
+        if s.no_midi_in:
+            return None
+        midi_in = MidiIn(self.params, api=s.midi_api, port=s.midi_in, name=s.midi_name,
+                         bindings=DEFAULT_MAP if s.midi_map is None else s.midi_map,
+                         chord_channel=None if s.chord_channel is None else s.chord_channel - 1,
+                         chord_split=s.chord_split, chord_hold=s.chord_hold,
+                         thru_channel=None if s.thru_channel is None else s.thru_channel - 1, thru=self._thru)
+        return midi_in if midi_in.open() else None
+
+    def _thru(self, message: list[int]) -> None:
+        """A note of the played melody, out unchanged (tracked, so panic and shutdown end it)."""
+        channel, pitch = message[0] & 0x0F, message[1]
+        if message[0] & 0xF0 == 0x90 and message[2] > 0:
+            self.midi.note_on(channel, pitch, message[2])
+        else:
+            self.midi.note_off(channel, pitch)
+
+    def _learn(self, values: list) -> None:
+        if self.midi_in is None:
+            raise ValueError("MIDI input is off (--no-midi-in or no backend)")
+        self.midi_in.learn(values[0])
+
+    def _learn_save(self, values: list) -> None:
+        if self.midi_in is None:
+            raise ValueError("MIDI input is off (--no-midi-in or no backend)")
+        self.midi_in.save(self.settings.config)
+
     def _make_osc(self):
         from live.control.osc import OscServer
+        from live.control.oscspace import PREFIX
 
         s = self.settings
         try:
             return OscServer(self.params, host=s.osc_host, port=s.osc_port, allow=s.osc_allow,
-                             reply=s.osc_reply)
+                             reply=s.osc_reply, extra={f"{PREFIX}/learn": self._learn,
+                                                       f"{PREFIX}/learn/save": self._learn_save})
         except OSError as exc:
             log.warning("%s; running without OSC input", exc)
             return None
@@ -172,6 +208,8 @@ class Performance:
             "vis2mus-live",
             f"  OSC        {osc} (replies {reply}); send /vis2mus/brightness f, /vis2mus/contrast f, ...",
             f"  MIDI out   {self.midi.description}; melody ch 1, accompaniment ch 2",
+            f"  MIDI in    {self.midi_in.description if self.midi_in else 'off'}"
+            f"{'; CC map from ' + s.config if s.midi_map is not None else '; default CC map (CC 20-27 faders)'}",
             f"  clock      {clock}; MIDI clock out {'on' if s.clock_out else 'off'}; quantum {state.quantum}",
             f"  anchor     {state.anchor} ({self.renderer.count(state)} segments); anchors: {', '.join(self.anchors)}",
             f"  engine     {self.engine_note}",
@@ -194,8 +232,9 @@ class Performance:
         mode = f"{state.content}->{state.anchor}" if state.content else state.anchor
         play = "" if self.clock.running else " [stopped]"
         source = f"  {state.source}" + (f" ({self.camera.status})" if self.camera is not None else "")
+        keys = f"  {self.midi_in.status}" if self.midi_in is not None and self.midi_in.status else ""
         return (f"{beat // 4 + 1}:{beat % 4 + 1}{play}  b={state.alpha_b:+.2f} c={state.alpha_c:+.2f}  "
-                f"{mode}{source}  regen {self.regenerator.last_ms:.0f} ms  late {self.scheduler.late}")
+                f"{mode}{source}{keys}  regen {self.regenerator.last_ms:.0f} ms  late {self.scheduler.late}")
 
     def run(self) -> None:
         """Start the threads and the clock; serve until ``stop()``, then ``shutdown()``."""
@@ -205,6 +244,8 @@ class Performance:
         status = StatusLine(mode=self.settings.status)
         if self.osc is not None:
             self.osc.start()
+        if self.midi_in is not None:
+            self.midi_in.start()
         if self.camera is not None:
             self.camera.start()
         self.scheduler.start()
@@ -239,6 +280,8 @@ class Performance:
         ``open()`` got to)."""
         if self.osc is not None:
             self.osc.stop()
+        if self.midi_in is not None:
+            self.midi_in.close()
         if self.camera is not None:
             self.camera.stop()
         if self.regenerator is not None:

@@ -184,7 +184,8 @@ class OscServer:
     """UDP OSC server bound to ``host:port`` (port 0 picks a free one) that drives ``params``.
 
     ``allow`` lists sender IPs accepted besides loopback (empty: everyone who can reach the port).
-    ``reply`` sends every reply to that ``(host, port)`` instead of to the senders.
+    ``reply`` sends every reply to that ``(host, port)`` instead of to the senders. ``extra`` maps
+    control paths that are not ``Params`` calls (MIDI learn) to ``handler(values) -> notice | None``.
     """
 
     def __init__(
@@ -194,8 +195,10 @@ class OscServer:
         port: int = DEFAULT_PORT,
         allow: Iterable[str] = (),
         reply: Peer | None = None,
+        extra: dict | None = None,
     ) -> None:
         self.params = params
+        self.extra = dict(extra or {})
         self.allow = frozenset(str(ipaddress.ip_address(ip)) for ip in allow)
         self.reply = reply
         self.stats = OscStats()
@@ -372,6 +375,8 @@ class OscServer:
     def _dispatch(self, path: str, values: list[object], reply_to: Peer) -> str | None:
         p = self.params
         name = path[len(P) + 1:]
+        if path in self.extra:
+            return self.extra[path](values)
         if name == "brightness":
             return p.set_brightness(values[0]).note
         if name == "contrast":

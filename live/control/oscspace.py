@@ -42,6 +42,10 @@ CONTROLS: tuple[Address, ...] = (
     Address(f"{PREFIX}/chords/off", ("",), "back to the anchor's own chords"),
     Address(f"{PREFIX}/velocity", ("i",), "accompaniment velocity 1..127", 1, 127),
     Address(f"{PREFIX}/state", ("",), "ask for the full state (answered with /vis2mus/state/...)", performer=False),
+    Address(f"{PREFIX}/learn", ("s",), "MIDI learn: the next CC moved steers this control (brightness, tempo, "
+                                       "play, ...)", performer=False),
+    Address(f"{PREFIX}/learn/save", ("",), "write the MIDI CC map into the --config file (the old one kept as .bak)",
+            performer=False),
 )
 
 FEEDBACK: tuple[Address, ...] = (
