@@ -166,10 +166,13 @@ class Server:
 
 @pytest.fixture
 def rig(tmp_path):
-    """A JACK server (long period: every note-off counts), the output peer, the controller, the server."""
+    """A JACK server (by default a long period: every note-off counts), the output peer, the
+    controller and the server, started by ``start(*server_args, period=...)``."""
     made = []
 
-    def start(*args: str) -> tuple[Server, Peer, Controller]:
+    def start(*args: str, period: int = 1024) -> tuple[Server, Peer, Controller]:
+        jack = JackServer(f"v2mmidi{os.getpid()}", period=period).start()
+        made.append(jack)
         peer = Peer("peer")
         srv = Server(tmp_path, "--midi-port", peer.port, *args)
         made.append(srv)
@@ -183,13 +186,14 @@ def rig(tmp_path):
         made.append(peer)
         return srv, peer, ctl
 
-    with JackServer(f"v2mmidi{os.getpid()}", period=1024):
-        yield start
-        for thing in made:
-            if isinstance(thing, Server):
-                thing.kill()
-            else:
-                thing.close()
+    yield start
+    for thing in reversed(made):
+        if isinstance(thing, Server):
+            thing.kill()
+        elif isinstance(thing, JackServer):
+            thing.stop()
+        else:
+            thing.close()
 
 
 # The CC map (no JACK needed)
@@ -333,5 +337,36 @@ def test_a_hostile_midi_flood_is_reported_rate_limited_and_the_music_goes_on(rig
     lines = [line for line in srv.output().splitlines() if "MIDI in:" in line]
     assert lines and any("system exclusive" in line for line in lines), srv.output()[-3000:]
     assert len(lines) <= elapsed / 1.0 + 3, lines
+    assert srv.terminate() == 0
+    assert released(peer), srv.output()[-2000:]
+
+
+def phase_ms(times: list[float], origin: float, step_s: float) -> float:
+    """Median arrival phase within the sixteenth-step grid, in ms (wrapped around ``origin``'s phase)."""
+    import numpy as np
+
+    phase = (np.asarray(times) - origin + step_s / 2) % step_s - step_s / 2
+    return float(np.median(phase) * 1000.0)
+
+
+@pytest.mark.jack
+@pytest.mark.slow
+@needs_jack
+def test_a_preset_midi_offset_shifts_every_note_at_the_peer(rig, tmp_path):
+    config = tmp_path / "live.toml"
+    config.write_text('[presets.1]\nanchor = "block_chords"\nmidi_offset = 40\n')
+    bpm, step_s = 150.0, 60.0 / 150.0 / 4
+    srv, peer, ctl = rig("--config", str(config), "--bpm", str(bpm), "--anchor", "block_chords", period=128)
+    wait_for_notes(peer, 40)
+    switched = time.perf_counter()
+    ctl.send(0xC0, 1)
+    assert srv.until(lambda s: s.get("preset") == 1), srv.state
+    count = len(peer.note_ons())
+    wait_for_notes(peer, count + 40)
+    ons = [t for t, *_ in peer.note_ons()]
+    before = [t for t in ons if t < switched]
+    after = [t for t in ons if t > switched + 0.5]
+    shift = phase_ms(after, before[0], step_s) - phase_ms(before, before[0], step_s)
+    assert abs(shift - 40.0) < 3.0, shift
     assert srv.terminate() == 0
     assert released(peer), srv.output()[-2000:]

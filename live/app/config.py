@@ -20,13 +20,12 @@ from typing import Any, Callable, Mapping, Sequence
 
 from live.control.midimap import Binding, MapError, parse_map
 from live.control.osc import DEFAULT_HOST, DEFAULT_PORT, parse_host_port
-from live.control.params import ALPHA_RANGE, QUANTA, SOURCES, TEMPO_RANGE, VELOCITY_RANGE, Params, Preset, State
+from live.control.params import ALPHA_RANGE, OFFSET_RANGE, QUANTA, SOURCES, TEMPO_RANGE, VELOCITY_RANGE, Params, Preset, State
 
 MIDI_APIS = ("auto", "alsa", "jack", "coremidi", "winmm")
 DEVICES = ("auto", "cpu", "cuda")
 STATUS_MODES = ("line", "log", "off")
 CAMERA_OPTIONS = ("camera", "video", "image")
-OFFSET_RANGE = (-50.0, 200.0)
 
 
 class ConfigError(ValueError):
@@ -101,7 +100,7 @@ def build_params(settings: Settings, anchors: Sequence[str], contents: Sequence[
     if settings.anchor is not None and settings.anchor not in anchors:
         raise ConfigError(f"unknown anchor {settings.anchor!r} (known: {', '.join(anchors)})")
     initial = State(anchor=settings.anchor or anchors[0], tempo=settings.bpm, quantum=settings.quantum,
-                    velocity=settings.velocity, source=settings.alpha_source)
+                    velocity=settings.velocity, source=settings.alpha_source, midi_offset=settings.midi_offset)
     try:
         return Params(anchors, contents, settings.presets, initial)
     except ValueError as error:
@@ -315,10 +314,10 @@ def _presets(path: str, table: Any) -> dict[int, Preset]:
         number = _parsed_number(key, where)
         if not isinstance(entry, dict):
             raise ConfigError(f"{where} must be a table")
-        unknown = set(entry) - {"anchor", "content", "brightness", "contrast", "tempo"}
+        unknown = set(entry) - {"anchor", "content", "brightness", "contrast", "tempo", "midi_offset"}
         if unknown:
             raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r} "
-                              "(anchor, content, brightness, contrast, tempo)")
+                              "(anchor, content, brightness, contrast, tempo, midi_offset)")
         if "anchor" not in entry:
             raise ConfigError(f"{where}: needs an anchor")
         try:
@@ -328,6 +327,7 @@ def _presets(path: str, table: Any) -> dict[int, Preset]:
                 alpha_b=_number(float, *ALPHA_RANGE)(entry.get("brightness", 0.0)),
                 alpha_c=_number(float, *ALPHA_RANGE)(entry.get("contrast", 0.0)),
                 tempo=_number(float, *TEMPO_RANGE)(entry["tempo"]) if "tempo" in entry else None,
+                midi_offset=_number(float, *OFFSET_RANGE)(entry["midi_offset"]) if "midi_offset" in entry else None,
             )
         except ConfigError as error:
             raise ConfigError(f"{where}: {error}") from None
@@ -400,6 +400,8 @@ def settings_toml(settings: Settings | None = None) -> str:
         lines.append(f"contrast = {_toml_value(preset.alpha_c)}")
         if preset.tempo is not None:
             lines.append(f"tempo = {_toml_value(preset.tempo)}")
+        if preset.midi_offset is not None:
+            lines.append(f"midi_offset = {_toml_value(preset.midi_offset)}")
     return "\n".join(lines) + "\n"
 
 

@@ -88,7 +88,9 @@ class Performance:
         self.scheduler = Scheduler(self.clock, self.midi, sections, recorder=self.recorder,
                                    quantum=state.quantum, max_note_steps=round(settings.max_note * 4),
                                    velocity=state.velocity, follow_velocity=settings.follow_velocity,
-                                   clock_out=settings.clock_out)
+                                   clock_out=settings.clock_out, melody_channel=settings.melody_channel - 1,
+                                   accompaniment_channel=settings.accompaniment_channel - 1,
+                                   offset_s=state.midi_offset / 1000.0)
         self.regenerator = Regenerator(self.scheduler, self.renderer, self.renderer.count,
                                        render_key, panic_key, log=log.warning)
         self.regen_ms = self._warm_up(state, n_segments)
@@ -176,6 +178,8 @@ class Performance:
             self.scheduler.quantum = state.quantum
         if "velocity" in changed:
             self.scheduler.velocity = state.velocity
+        if "midi_offset" in changed:
+            self.scheduler.offset_s = state.midi_offset / 1000.0
         self.regenerator.submit(state)
 
     def _external_transport(self, kind: str) -> None:
@@ -207,7 +211,8 @@ class Performance:
         lines = [
             "vis2mus-live",
             f"  OSC        {osc} (replies {reply}); send /vis2mus/brightness f, /vis2mus/contrast f, ...",
-            f"  MIDI out   {self.midi.description}; melody ch 1, accompaniment ch 2",
+            f"  MIDI out   {self.midi.description}; melody ch {s.melody_channel}, accompaniment ch "
+            f"{s.accompaniment_channel}; offset {state.midi_offset:+g} ms",
             f"  MIDI in    {self.midi_in.description if self.midi_in else 'off'}"
             f"{'; CC map from ' + s.config if s.midi_map is not None else '; default CC map (CC 20-27 faders)'}",
             f"  clock      {clock}; MIDI clock out {'on' if s.clock_out else 'off'}; quantum {state.quantum}",

@@ -39,6 +39,7 @@ ALPHA_RANGE = _range("brightness")
 TEMPO_RANGE = _range("tempo")
 VELOCITY_RANGE = _range("velocity")
 PRESET_RANGE = _range("preset")
+OFFSET_RANGE = (-50.0, 200.0)  # MIDI output offset in ms (a synth's own latency)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class State:
     chords: str | None = None
     velocity: int = 80
     preset: int | None = None
+    midi_offset: float = 0.0
 
     def as_dict(self) -> dict[str, object]:
         """The snapshot as a plain dict (field name -> value)."""
@@ -72,13 +74,15 @@ FIELDS = tuple(f.name for f in fields(State))
 
 @dataclass(frozen=True)
 class Preset:
-    """A recallable scene: anchor (or style anchor), optional content piece, alphas, optional tempo."""
+    """A recallable scene: anchor (or style anchor), optional content piece, alphas, optional tempo
+    and MIDI output offset (ms)."""
 
     anchor: str
     content: str | None = None
     alpha_b: float = 0.0
     alpha_c: float = 0.0
     tempo: float | None = None
+    midi_offset: float | None = None
 
 
 class Update(NamedTuple):
@@ -244,6 +248,8 @@ class Params:
         }
         if preset.tempo is not None:
             values["tempo"] = float(preset.tempo)
+        if preset.midi_offset is not None:
+            values["midi_offset"] = float(preset.midi_offset)
         return self._apply(values, None)
 
     # Actions
@@ -303,6 +309,10 @@ class Params:
                 raise ValueError(f"preset {number} {name} {value} out of range {span[0]:g}..{span[1]:g}")
         if preset.tempo is not None and not TEMPO_RANGE[0] <= finite(f"preset {number} tempo", preset.tempo) <= TEMPO_RANGE[1]:
             raise ValueError(f"preset {number} tempo {preset.tempo} out of range {TEMPO_RANGE[0]:g}..{TEMPO_RANGE[1]:g}")
+        if preset.midi_offset is not None and not (
+                OFFSET_RANGE[0] <= finite(f"preset {number} midi_offset", preset.midi_offset) <= OFFSET_RANGE[1]):
+            raise ValueError(f"preset {number} midi_offset {preset.midi_offset} out of range "
+                             f"{OFFSET_RANGE[0]:g}..{OFFSET_RANGE[1]:g} ms")
 
     def _validated(self, state: State) -> State:
         """Run every field of ``state`` through its setter's checks (for the initial state)."""
@@ -318,6 +328,7 @@ class Params:
             "chords": _progression,
             "velocity": lambda v: int(clamp("velocity", finite("velocity", v), *VELOCITY_RANGE)[0]),
             "preset": lambda v: v,
+            "midi_offset": lambda v: clamp("midi_offset", finite("midi_offset", v), *OFFSET_RANGE)[0],
         }
         if state.preset is not None and state.preset not in self.presets:
             raise ValueError(f"no preset {state.preset}")

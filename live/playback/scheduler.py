@@ -89,6 +89,8 @@ class Scheduler:
     """The send thread; see the module docstring.
 
     ``midi`` is a ``live.playback.midiout.MidiOut``, ``recorder`` a ``live.playback.recorder.Recorder`` or ``None``.
+    ``offset_s`` (settable while running) shifts every event, notes and clock alike, by that many
+    seconds against the clock (``--midi-offset``: a synth's own latency); the channels are 0-based.
     ``material`` is the initial loop (list of ``Section``). ``stats`` holds the timing figures:
     ``lateness`` (seconds after each step deadline, the last 10 000), ``late`` (count over
     ``LATE_S``), ``worst`` ``(seconds, step)``, ``steps``. ``beats`` is a queue of ``(bar, beat)`` put at every beat.
@@ -96,7 +98,8 @@ class Scheduler:
 
     def __init__(self, clock, midi, material: list[Section], recorder=None, quantum: str = "beat",
                  max_note_steps: int = 16, velocity: int = 80, follow_velocity: bool = False,
-                 clock_out: bool = False) -> None:
+                 clock_out: bool = False, melody_channel: int = MELODY_CHANNEL,
+                 accompaniment_channel: int = ACCOMPANIMENT_CHANNEL, offset_s: float = 0.0) -> None:
         if not material:
             raise ValueError("the loop needs at least one section")
         self.clock = clock
@@ -107,6 +110,9 @@ class Scheduler:
         self.velocity = velocity
         self.follow_velocity = follow_velocity
         self.clock_out = clock_out
+        self.melody_channel = melody_channel
+        self.accompaniment_channel = accompaniment_channel
+        self.offset_s = float(offset_s)
         self.beats: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
         self.lateness: deque[float] = deque(maxlen=10_000)
         self.late = 0
@@ -177,7 +183,7 @@ class Scheduler:
         Safe from any thread: the note-offs still queued for those notes carry stale tokens, so the
         send thread drops them instead of cutting a later note on the same key.
         """
-        return self.midi.panic(channels=(MELODY_CHANNEL, ACCOMPANIMENT_CHANNEL))
+        return self.midi.panic(channels=(self.melody_channel, self.accompaniment_channel))
 
     def transport(self, kind: str) -> None:
         """Send MIDI Start or Stop when clock output is on (``kind`` ``start``/``stop``)."""
@@ -215,7 +221,7 @@ class Scheduler:
             if self.clock.epoch != self._epoch:
                 self._relocate()
                 tick = self._next_step * TICKS_PER_STEP
-            deadline = self._wait_until(lambda: self.clock.time_of(tick / PPQN))
+            deadline = self._wait_until(lambda: self.clock.time_of(tick / PPQN) + self.offset_s)
             if deadline is None or self.clock.epoch != self._epoch:
                 continue
             late = time.perf_counter() - deadline
@@ -272,8 +278,8 @@ class Scheduler:
             self.midi.note_off(channel, pitch, token)
         section = self._material[(step // STEPS) % len(self._material)]
         onset = step % STEPS
-        self._start_notes(section.melody, onset, step, MELODY_CHANNEL)
-        self._start_notes(section.accompaniment, onset, step, ACCOMPANIMENT_CHANNEL)
+        self._start_notes(section.melody, onset, step, self.melody_channel)
+        self._start_notes(section.accompaniment, onset, step, self.accompaniment_channel)
         with self._lock:
             self._next_step = step + 1
         if step % STEPS_PER_BEAT == 0:
