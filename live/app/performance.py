@@ -61,6 +61,7 @@ class Performance:
         self.osc = None
         self.camera = None
         self.midi_in = None
+        self.oscquery = None
         self.engine_note = ""
         self.first_render_ms = self.regen_ms = 0.0
 
@@ -101,6 +102,7 @@ class Performance:
         self.params.on_action("panic", lambda s: self.scheduler.panic())
         self.midi_in = self._make_midi_in()
         self.osc = self._make_osc()
+        self.oscquery = self._make_oscquery()
         self.camera = self._make_camera()
         return self
 
@@ -159,6 +161,20 @@ class Performance:
             log.warning("%s; running without OSC input", exc)
             return None
 
+    def _make_oscquery(self):
+        s = self.settings
+        if s.oscquery is None:
+            return None
+        from live.control.oscquery import OscQueryServer
+
+        try:
+            return OscQueryServer(self.params.snapshot, self.params.anchors,
+                                  osc_port=self.osc.address[1] if self.osc else s.osc_port,
+                                  host=s.oscquery_host, port=s.oscquery, osc_host=s.osc_host)
+        except OSError as exc:
+            log.warning("%s; running without OSCQuery", exc)
+            return None
+
     def _make_camera(self):
         s = self.settings
         if s.camera is None and s.video is None and s.image is None:
@@ -215,6 +231,7 @@ class Performance:
             f"{s.accompaniment_channel}; offset {state.midi_offset:+g} ms",
             f"  MIDI in    {self.midi_in.description if self.midi_in else 'off'}"
             f"{'; CC map from ' + s.config if s.midi_map is not None else '; default CC map (CC 20-27 faders)'}",
+            f"  OSCQuery   {'http://%s:%d/' % self.oscquery.address if self.oscquery else 'off'}",
             f"  clock      {clock}; MIDI clock out {'on' if s.clock_out else 'off'}; quantum {state.quantum}",
             f"  anchor     {state.anchor} ({self.renderer.count(state)} segments); anchors: {', '.join(self.anchors)}",
             f"  engine     {self.engine_note}",
@@ -251,6 +268,10 @@ class Performance:
             self.osc.start()
         if self.midi_in is not None:
             self.midi_in.start()
+        if self.oscquery is not None:
+            self.oscquery.start()
+            if self.settings.oscquery_advertise:
+                self.oscquery.advertise()
         if self.camera is not None:
             self.camera.start()
         self.scheduler.start()
@@ -287,6 +308,8 @@ class Performance:
             self.osc.stop()
         if self.midi_in is not None:
             self.midi_in.close()
+        if self.oscquery is not None:
+            self.oscquery.stop()
         if self.camera is not None:
             self.camera.stop()
         if self.regenerator is not None:
