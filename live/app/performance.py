@@ -62,6 +62,7 @@ class Performance:
         self.camera = None
         self.midi_in = None
         self.oscquery = None
+        self.link = None
         self.engine_note = ""
         self.first_render_ms = self.regen_ms = 0.0
 
@@ -86,6 +87,7 @@ class Performance:
                                               on_transport=self._external_transport)
             except RuntimeError as exc:
                 log.warning("%s; using the internal clock at %g BPM", exc, state.tempo)
+        self.link = self._make_link(state)
         self.scheduler = Scheduler(self.clock, self.midi, sections, recorder=self.recorder,
                                    quantum=state.quantum, max_note_steps=round(settings.max_note * 4),
                                    velocity=state.velocity, follow_velocity=settings.follow_velocity,
@@ -115,6 +117,29 @@ class Performance:
         except Exception as exc:  # reported, the anchors still play
             log.warning("warm-up render failed: %s", exc)
         return (time.perf_counter() - t0) * 1000.0
+
+    def _make_link(self, state):
+        if not self.settings.link:
+            return None
+        if self.external is not None:
+            log.warning("--link ignored: following MIDI clock from --clock-in")
+            return None
+        from live.playback.link import LinkSync, available
+
+        reason = available()
+        if reason is not None:
+            log.warning("%s; using the internal clock", reason)
+            return None
+        return LinkSync(self.clock, state.tempo, on_tempo=self._link_tempo, on_transport=self._link_transport)
+
+    def _link_tempo(self, bpm: float) -> None:
+        self.params.set_tempo(bpm)
+
+    def _link_transport(self, kind: str) -> None:
+        if kind == "start":
+            self.params.play()
+        else:
+            self.params.stop()
 
     def _make_midi_in(self):
         from live.control.midiin import MidiIn
@@ -190,6 +215,8 @@ class Performance:
             self.clock.set_bpm(state.tempo)
             if self.recorder is not None:
                 self.recorder.set_tempo(state.tempo)
+            if self.link is not None:
+                self.link.set_tempo(state.tempo)
         if "quantum" in changed:
             self.scheduler.quantum = state.quantum
         if "velocity" in changed:
@@ -204,15 +231,23 @@ class Performance:
             self.scheduler.panic()
 
     def play(self) -> None:
-        """Start the transport from the next beat (or follow the external clock)."""
+        """Start the transport from the next beat (in phase with a Link session; or follow the
+        external clock)."""
         if self.external is None and not self.clock.running:
             self.scheduler.transport("start")
-            self.clock.start(beat=float(np.ceil(self.clock.beat())))
+            if self.link is not None:
+                now = time.perf_counter()
+                self.clock.start(beat=self.link.phase_start(now), at=now)
+                self.link.set_playing(True)
+            else:
+                self.clock.start(beat=float(np.ceil(self.clock.beat())))
 
     def pause(self) -> None:
         """Stop the transport; all notes off."""
         if self.external is None:
             self.clock.stop()
+        if self.link is not None:
+            self.link.set_playing(False)
         self.scheduler.transport("stop")
         self.scheduler.panic()
 
@@ -223,7 +258,9 @@ class Performance:
         state = self.params.snapshot()
         osc = (f"{self.osc.address[0]}:{self.osc.address[1]}" if self.osc else "off")
         reply = f"{s.osc_reply[0]}:{s.osc_reply[1]}" if s.osc_reply else "to each sender"
-        clock = (f"following MIDI clock on {s.clock_in!r}" if self.external else f"internal {state.tempo:g} BPM")
+        clock = (f"following MIDI clock on {s.clock_in!r}" if self.external else
+                 f"Ableton Link ({self.link.peers} peers), {state.tempo:g} BPM" if self.link else
+                 f"internal {state.tempo:g} BPM")
         lines = [
             "vis2mus-live",
             f"  OSC        {osc} (replies {reply}); send /vis2mus/brightness f, /vis2mus/contrast f, ...",
@@ -278,7 +315,16 @@ class Performance:
         self.regenerator.start(self.params.snapshot())
         if self.external is None:
             self.scheduler.transport("start")
-            self.clock.start(beat=0.0, at=time.perf_counter() + START_DELAY_S)
+            at = time.perf_counter() + START_DELAY_S
+            if self.link is None:
+                self.clock.start(beat=0.0, at=at)
+            else:
+                self.link.start()
+                if self.link.peers == 0 or self.link.playing:
+                    self.clock.start(beat=self.link.phase_start(at), at=at)
+                    self.link.set_playing(True)
+                else:
+                    self.params.set_playing(False)
         last_bar = -1
         next_check = time.monotonic() + PORT_CHECK_S
         try:
@@ -320,6 +366,8 @@ class Performance:
             self.renderer.close()
         if self.external is not None:
             self.external.close()
+        if self.link is not None:
+            self.link.close()
         if self.midi is not None:
             self.midi.close()
         if self.recorder is not None:

@@ -1,0 +1,56 @@
+"""Ableton Link (live.playback.link): the server and a second Link peer inside a network namespace
+this test creates (``unshare -n``, loopback up with a multicast route), never on the machine's real
+interfaces. The peer process (tests/link_session.py) drives the session and reports what it saw."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.jackrig import jackd_available
+
+ROOT = Path(__file__).resolve().parent.parent
+NETNS_SETUP = "ip link set lo up multicast on && ip route add 224.0.0.0/4 dev lo && exec \"$0\" \"$@\""
+
+
+def netns_reason() -> str | None:
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        return "needs unshare and ip (util-linux, iproute2)"
+    if subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode != 0:
+        return "cannot create a network namespace here (unshare -n needs CAP_SYS_ADMIN)"
+    return None
+
+
+def link_reason() -> str | None:
+    from live.playback.link import available
+
+    return available()
+
+
+@pytest.mark.jack
+@pytest.mark.slow
+@pytest.mark.skipif(not jackd_available(), reason="jackd not installed (apt-get install jackd2)")
+@pytest.mark.skipif(link_reason() is not None, reason=str(link_reason()))
+@pytest.mark.skipif(netns_reason() is not None, reason=str(netns_reason()))
+def test_two_link_peers_share_tempo_phase_and_start_stop(tmp_path):
+    log = tmp_path / "server.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(["unshare", "-n", "sh", "-c", NETNS_SETUP, sys.executable, "tests/link_session.py", str(log)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    server_log = log.read_text() if log.exists() else ""
+    assert done.returncode == 0, done.stderr[-3000:] + server_log[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["peers"] and result["notes"], (result, server_log[-3000:])
+    # In phase: notes off the Link grid would spread over the whole 150 ms step.
+    assert abs(result["phase_ms"]["median"]) < 15 and result["phase_ms"]["p99_abs_from_median"] < 15, result
+    assert result["server_follows_tempo"], (result, server_log[-3000:])
+    assert result["silent_when_stopped"] and result["released_when_stopped"], result
+    assert result["plays_again"], (result, server_log[-3000:])
+    assert result["session_follows_osc_tempo"], result
+    assert result["exit"] == 0 and result["released"], (result, server_log[-3000:])
