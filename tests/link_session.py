@@ -81,6 +81,8 @@ def main() -> int:
         try:
             result["peers"] = until(lambda: session.numPeers() >= 1, 60)
             result["notes"] = until(lambda: len(peer.note_ons()) >= 60, 60)
+            if not result["notes"]:
+                return 1
             ons = [t for t, *_ in peer.note_ons()][8:]
             step = np.array([beat_at(t) * 4 for t in ons])
             step_s = 60.0 / 100.0 / 4
@@ -113,8 +115,8 @@ def main() -> int:
             result["released"] = until(lambda: peer.held() == set(), 3)
             peer.close()
             osc.close()
+            print(json.dumps(result), flush=True)
     session.enabled = False
-    print(json.dumps(result), flush=True)
     return 0
 
 

@@ -320,11 +320,9 @@ class Performance:
                 self.clock.start(beat=0.0, at=at)
             else:
                 self.link.start()
-                if self.link.peers == 0 or self.link.playing:
-                    self.clock.start(beat=self.link.phase_start(at), at=at)
+                self.clock.start(beat=self.link.phase_start(at), at=at)
+                if self.link.peers == 0:
                     self.link.set_playing(True)
-                else:
-                    self.params.set_playing(False)
         last_bar = -1
         next_check = time.monotonic() + PORT_CHECK_S
         try:

@@ -4,7 +4,9 @@ Optional (``pip install -e .[link]``, the LinkPython-extern wheels; Link itself 
 so it stays an extra). ``LinkSync`` polls the session every ``POLL_S`` and keeps the server's
 ``Clock`` on it: the session's tempo, and the clock's position congruent with the session's beat
 modulo the bar (``QUANTUM`` beats), by re-anchoring the clock (``Clock.locate``, no restart, so the
-send thread just re-reads its deadline). Start/stop of the session reaches ``on_transport`` and
+send thread just re-reads its deadline). Start/stop changes of the session reach ``on_transport``
+(a change is a new start/stop timestamp: a peer that joins learns the session's tempo and beat but
+not whether it plays, so the server starts playing in phase and follows the next start or stop);
 the server's own tempo and transport changes go out to the session (``set_tempo``, ``set_playing``).
 Link times are microseconds of its own monotonic clock; they are mapped to ``perf_counter`` by
 sampling both clocks.
@@ -53,7 +55,7 @@ class LinkSync:
         self._link.enabled = True
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="link", daemon=True)
-        self._playing: bool | None = None
+        self._transport: tuple[bool, int] | None = None
         self._tempo = float(bpm)
         self.corrections = 0
 
@@ -93,10 +95,14 @@ class LinkSync:
         if bool(state.isPlaying()) != playing:
             state.setIsPlaying(playing, self._link.clock().micros())
             self._link.commitAppSessionState(state)
-        self._playing = playing
+        self._transport = self._transport_of(self._link.captureAppSessionState())
+
+    @staticmethod
+    def _transport_of(state) -> tuple[bool, int]:
+        return bool(state.isPlaying()), int(state.timeForIsPlaying())
 
     def start(self) -> "LinkSync":
-        self._playing = self.playing
+        self._transport = self._transport_of(self._link.captureAppSessionState())
         self._thread.start()
         return self
 
@@ -118,10 +124,10 @@ class LinkSync:
         now = time.perf_counter()
         micros = self._link.clock().micros()
         tempo = float(state.tempo())
-        playing = bool(state.isPlaying())
-        if playing != self._playing:
-            self._playing = playing
-            self.on_transport("start" if playing else "stop")
+        transport = self._transport_of(state)
+        if transport != self._transport:
+            self._transport = transport
+            self.on_transport("start" if transport[0] else "stop")
         if abs(tempo - self._tempo) > TEMPO_EPSILON:
             self._tempo = tempo
             self.on_tempo(tempo)
