@@ -162,3 +162,30 @@ def test_build_params_starts_from_the_settings(tmp_path):
     bad = write(tmp_path, "[presets.1]\nanchor = 'lake'\n")
     with pytest.raises(ConfigError, match="presets: unknown anchor"):
         build_params(parse_settings(["--config", bad]), ANCHORS)
+
+
+def test_midi_cc_map_and_preset_offset_round_trip_and_bad_entries_are_one_line(tmp_path):
+    from live.control.midimap import Binding
+
+    path = write(tmp_path, """
+midi_offset = 12.5
+
+[presets.3]
+anchor = "rain"
+midi_offset = -20
+
+[midi.cc]
+brightness = { cc = 20 }
+tempo = { cc = 22, channel = 2, range = [60, 180], curve = "exp" }
+""")
+    s = parse_settings(["--config", path])
+    assert s.midi_offset == 12.5 and s.presets[3].midi_offset == -20
+    assert s.midi_map == (Binding("brightness", 20), Binding("tempo", 22, 1, 60, 180, "exp"))
+    again = parse_settings(["--config", write(tmp_path, settings_toml(s))])
+    assert again.midi_map == s.midi_map and again.presets == s.presets and again.midi_offset == 12.5
+    for text, fragment in (("[midi.cc]\nbrightness = { cc = 300 }\n", "cc must be 0..127"),
+                           ("[midi]\nnotes = 1\n", "midi must be a table"),
+                           ("[presets.1]\nanchor = \"rain\"\nmidi_offset = 500\n", "out of range")):
+        with pytest.raises(ConfigError, match=fragment) as error:
+            parse_settings(["--config", write(tmp_path, text)])
+        assert "\n" not in str(error.value)

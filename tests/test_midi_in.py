@@ -370,3 +370,69 @@ def test_a_preset_midi_offset_shifts_every_note_at_the_peer(rig, tmp_path):
     assert abs(shift - 40.0) < 3.0, shift
     assert srv.terminate() == 0
     assert released(peer), srv.output()[-2000:]
+
+
+def test_keys_make_a_chord_on_key_down_and_release_returns_after_the_hold():
+    from live.control.midiin import MidiIn
+
+    params = Params(["a"])
+    through: list[list[int]] = []
+    midi_in = MidiIn(params, chord_split=60, chord_hold=0.3, thru_channel=2, thru=through.append).start()
+
+    def until(condition, timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return condition()
+
+    try:
+        for pitch in (50, 53, 57):  # D F A
+            midi_in.feed([0x90, pitch, 80])
+        assert until(lambda: params.snapshot().chords == "D:min"), params.snapshot()
+        midi_in.feed([0x90, 72, 80])  # above the split: ignored
+        midi_in.feed([0x92, 74, 90])  # the melody channel: passed through, not a chord key
+        midi_in.feed([0x80, 57, 0])
+        midi_in.feed([0x80, 53, 0])
+        assert until(lambda: through == [[0x92, 74, 90]])
+        time.sleep(0.5)
+        assert params.snapshot().chords == "D:min", "releasing some keys keeps the chord"
+        midi_in.feed([0x90, 50, 0])  # note-on velocity 0 = note-off: the last key goes
+        released = time.monotonic()
+        assert until(lambda: params.snapshot().chords is None)
+        assert time.monotonic() - released >= 0.25, "the chord is held for chord_hold after the release"
+        for pitch in (43, 47, 50, 53):  # G B D F
+            midi_in.feed([0x90, pitch, 80])
+        assert until(lambda: params.snapshot().chords == "G:7"), params.snapshot()
+        params.set_chords("C Am F G")  # an OSC progression meanwhile: the keys' release leaves it
+        for pitch in (43, 47, 50, 53):
+            midi_in.feed([0x80, pitch, 0])
+        time.sleep(0.6)
+        assert params.snapshot().chords == "C Am F G"
+    finally:
+        midi_in.close()
+
+
+def test_learn_binds_the_next_cc_and_replaces_the_old_binding():
+    from live.control.midiin import MidiIn
+
+    params = Params(["a", "b", "c"])
+    midi_in = MidiIn(params).start()
+    try:
+        with pytest.raises(ValueError, match="cannot learn"):
+            midi_in.learn("style")
+        midi_in.learn("anchor")
+        assert "learn anchor" in midi_in.status
+        midi_in.feed([0xB5, 20, 127])  # CC 20 was brightness in the default map; now it is the anchor
+        deadline = time.monotonic() + 5
+        while params.snapshot().anchor != "c" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert params.snapshot().anchor == "c" and params.snapshot().alpha_b == 0.0
+        assert Binding("anchor", 20, 5) in midi_in.bindings
+        assert not [b for b in midi_in.bindings if b.control in ("anchor", "brightness") and b != Binding("anchor", 20, 5)]
+        midi_in.feed([0xB0, 20, 0])  # another channel: not the learned binding
+        time.sleep(0.1)
+        assert params.snapshot().anchor == "c"
+        with pytest.raises(ValueError, match="no --config"):
+            midi_in.save(None)
+    finally:
+        midi_in.close()

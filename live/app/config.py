@@ -18,7 +18,9 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from live.control.midimap import Binding, MapError, parse_map
+import tomli_w
+
+from live.control.midimap import Binding, MapError, map_table, parse_map
 from live.control.osc import DEFAULT_HOST, DEFAULT_PORT, parse_host_port
 from live.control.params import ALPHA_RANGE, OFFSET_RANGE, QUANTA, SOURCES, TEMPO_RANGE, VELOCITY_RANGE, Params, Preset, State
 
@@ -402,6 +404,8 @@ def settings_toml(settings: Settings | None = None) -> str:
             lines.append(f"tempo = {_toml_value(preset.tempo)}")
         if preset.midi_offset is not None:
             lines.append(f"midi_offset = {_toml_value(preset.midi_offset)}")
+    if settings.midi_map is not None:
+        lines.append("\n" + tomli_w.dumps({"midi": {"cc": map_table(settings.midi_map)}}).rstrip())
     return "\n".join(lines) + "\n"
 
 
