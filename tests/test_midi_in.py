@@ -436,3 +436,33 @@ def test_learn_binds_the_next_cc_and_replaces_the_old_binding():
             midi_in.save(None)
     finally:
         midi_in.close()
+
+
+@pytest.mark.jack
+@pytest.mark.slow
+@needs_jack
+def test_the_midi_input_comes_back_after_the_jack_server_restarts(tmp_path):
+    name = f"v2mback{os.getpid()}"
+    jack = JackServer(name, period=1024).start()
+    srv = Server(tmp_path, "--bpm", "200")
+    ctl = None
+    try:
+        srv.wait_for("recording")
+        assert wait_for_port("Vis2Mus in:in"), srv.output()
+        jack.stop()
+        srv.wait_for("MIDI input lost: JACK server gone")
+        jack = JackServer(name, period=1024).start()
+        srv.wait_for("MIDI input back")
+        assert wait_for_port("Vis2Mus in:in"), srv.output()
+        ctl = Controller()
+        assert connect("ctl:out", "Vis2Mus in:in")
+        srv.send("/vis2mus/state")
+        assert srv.until(lambda s: "brightness" in s), srv.output()
+        ctl.send(0xB0, 21, 127)
+        assert srv.until(lambda s: s.get("contrast") == pytest.approx(1.0)), (srv.state, srv.output()[-2000:])
+        assert srv.terminate() == 0
+    finally:
+        if ctl is not None:
+            ctl.close()
+        srv.kill()
+        jack.stop()

@@ -153,7 +153,8 @@ class Performance:
                          chord_channel=None if s.chord_channel is None else s.chord_channel - 1,
                          chord_split=s.chord_split, chord_hold=s.chord_hold,
                          thru_channel=None if s.thru_channel is None else s.thru_channel - 1, thru=self._thru)
-        return midi_in if midi_in.open() else None
+        midi_in.open()
+        return midi_in
 
     def _thru(self, message: list[int]) -> None:
         """A note of the played melody, out unchanged (tracked, so panic and shutdown end it)."""
@@ -165,12 +166,12 @@ class Performance:
 
     def _learn(self, values: list) -> None:
         if self.midi_in is None:
-            raise ValueError("MIDI input is off (--no-midi-in or no backend)")
+            raise ValueError("MIDI input is off (--no-midi-in)")
         self.midi_in.learn(values[0])
 
     def _learn_save(self, values: list) -> None:
         if self.midi_in is None:
-            raise ValueError("MIDI input is off (--no-midi-in or no backend)")
+            raise ValueError("MIDI input is off (--no-midi-in)")
         self.midi_in.save(self.settings.config)
 
     def _make_osc(self):
@@ -336,6 +337,8 @@ class Performance:
                     last_bar = bar
                 if time.monotonic() >= next_check:
                     self.midi.check()
+                    if self.midi_in is not None:
+                        self.midi_in.check()
                     next_check = time.monotonic() + PORT_CHECK_S
                 status.show(self.status())
         finally:

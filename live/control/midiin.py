@@ -35,7 +35,8 @@ from live.control import midimap
 from live.control.midimap import Binding, MapError
 from live.control.params import Params
 from live.music.chords import recognize_chords
-from live.playback.midiout import FIX_HINT, api_candidates, quiet_stderr
+from live.playback.midiout import (FIX_HINT, PEER_MISSES, api_candidates, jack_server_stamp, list_ports,
+                                   quiet_stderr)
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,9 @@ class MidiIn:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="midi-in", daemon=True)
         self._in = None
+        self._api_id: int | None = None
+        self._jack_stamp: tuple[int, int] | None = None
+        self._misses = 0
         self._last_cc: dict[tuple[int, int], int] = {}
         self._held: dict[int, int] = {}
         self._release_at: float | None = None
@@ -85,8 +89,8 @@ class MidiIn:
 
     # Port
 
-    def open(self) -> bool:
-        """Open the input port (one line when no backend works); True on success."""
+    def open(self, announce: bool = True) -> bool:
+        """Open the input port (one line when no backend works, with ``announce``); True on success."""
         errors = []
         for api_id in api_candidates(self.api):
             try:
@@ -109,12 +113,45 @@ class MidiIn:
                 errors.append(f"{rtmidi.get_api_name(api_id)}: {str(exc).strip()}")
                 continue
             self._in = midi_in
+            self._api_id = api_id
+            self._jack_stamp = jack_server_stamp() if api_id == rtmidi.API_UNIX_JACK else None
             self.description = f"{rtmidi.get_api_name(api_id)} {where}"
             return True
-        log.warning("no MIDI input (%s); to fix: %s. Playing on without it.",
-                    "; ".join(errors) or "no backend compiled", FIX_HINT)
+        if announce:
+            log.warning("no MIDI input (%s); to fix: %s. Playing on without it.",
+                        "; ".join(errors) or "no backend compiled", FIX_HINT)
         self.description = "none"
         return False
+
+    def check(self) -> None:
+        """Watchdog step (the server calls it twice a second): a JACK server that went away or a
+        ``port`` missing from ``PEER_MISSES`` listings in a row closes the input; it is reopened
+        when it can be. Held chord keys are forgotten with the port."""
+        midi_in = self._in
+        if midi_in is None:
+            if self.open(announce=False):
+                log.warning("MIDI input back: %s", self.description)
+            return
+        reason = None
+        if self._api_id == rtmidi.API_UNIX_JACK and jack_server_stamp() != self._jack_stamp:
+            reason = "JACK server gone"
+        elif self.port is not None:
+            present = any(self.port in p for p in list_ports(midi_in, self._api_id))
+            self._misses = 0 if present else self._misses + 1
+            if self._misses >= PEER_MISSES:
+                reason = f"port {self.port!r} gone"
+        if reason is None:
+            return
+        self._in, self._misses = None, 0
+        self._held.clear()
+        self.description = f"lost ({reason})"
+        log.warning("MIDI input lost: %s; retrying", reason)
+        if reason != "JACK server gone":
+            try:
+                midi_in.close_port()
+                midi_in.delete()
+            except Exception:  # the backend is already broken
+                pass
 
     def feed(self, message: list[int]) -> None:
         """Queue one raw message as if it had arrived on the port (taken before the port's)."""

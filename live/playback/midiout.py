@@ -78,6 +78,22 @@ def jack_server_stamp() -> tuple[int, int] | None:
     return st.st_ino, st.st_mtime_ns
 
 
+def list_ports(client, api_id: int | None) -> list[str]:
+    """Port names. For JACK, ``jack_lsp`` in a child process when installed: rtmidi's own listing
+    is a round trip to the JACK server made while holding the GIL, which a busy server can
+    stretch to many milliseconds, stalling the send thread."""
+    if api_id == rtmidi.API_UNIX_JACK and shutil.which("jack_lsp"):
+        try:
+            done = subprocess.run(["jack_lsp"], capture_output=True, text=True, timeout=5)
+            return done.stdout.split("\n")
+        except (OSError, subprocess.TimeoutExpired):
+            return []
+    try:
+        return client.get_ports()
+    except Exception:  # a broken backend lists nothing
+        return []
+
+
 class MidiOut:
     """Thread-safe MIDI sender with open-note tracking; see the module docstring."""
 
@@ -166,7 +182,7 @@ class MidiOut:
                 self.all_off()
                 self._drop_port("JACK server gone")
             elif self.port is not None:
-                present = any(self.port in p for p in self._list_ports(out, api_id))
+                present = any(self.port in p for p in list_ports(out, api_id))
                 self._misses = 0 if present else self._misses + 1
                 if self._misses >= PEER_MISSES:
                     self.all_off()
@@ -175,22 +191,6 @@ class MidiOut:
         if self._open_port(announce=False):
             self._misses = 0
             self._log(f"MIDI port back: {self.description}")
-
-    @staticmethod
-    def _list_ports(out, api_id: int | None) -> list[str]:
-        """Port names. For JACK, ``jack_lsp`` in a child process when installed: rtmidi's own listing
-        is a round trip to the JACK server made while holding the GIL, which a busy server can
-        stretch to many milliseconds, stalling the send thread."""
-        if api_id == rtmidi.API_UNIX_JACK and shutil.which("jack_lsp"):
-            try:
-                done = subprocess.run(["jack_lsp"], capture_output=True, text=True, timeout=5)
-                return done.stdout.split("\n")
-            except (OSError, subprocess.TimeoutExpired):
-                return []
-        try:
-            return out.get_ports()
-        except Exception:  # a broken backend lists nothing
-            return []
 
     # Sending
 
