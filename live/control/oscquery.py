@@ -160,18 +160,20 @@ class OscQueryServer:
         return self
 
     def advertise(self) -> bool:
-        """Announce ``_oscjson._tcp`` (and the OSC port as ``_osc._udp``) with zeroconf; False, with
-        one line, when the package is missing or the network refuses."""
+        """Announce ``_oscjson._tcp`` (and the OSC port as ``_osc._udp``) with zeroconf, on the
+        interface the server is bound to (every interface for 0.0.0.0); False, with one line, when
+        the package is missing or the network refuses."""
         try:
             from zeroconf import ServiceInfo, Zeroconf
         except ImportError:
             log.warning("OSCQuery advertising needs the zeroconf package (pip install zeroconf); not advertised")
             return False
         host, port = self.address
-        ip = socket.inet_aton(host if host != "0.0.0.0" else "127.0.0.1")
+        wide = host == "0.0.0.0"
         name = "vis2mus-live"
         try:
-            self._zeroconf = Zeroconf()
+            ip = socket.inet_aton(socket.gethostbyname(socket.gethostname()) if wide else host)
+            self._zeroconf = Zeroconf() if wide else Zeroconf(interfaces=[host])
             for kind, service_port in (("_oscjson._tcp.local.", port), ("_osc._udp.local.", self.osc_port)):
                 self._zeroconf.register_service(ServiceInfo(kind, f"{name}.{kind}", addresses=[ip], port=service_port,
                                                             server=f"{name}.local."))
