@@ -28,7 +28,7 @@ class Found:
         self.services: dict[str, int] = {}
 
     def add_service(self, zc: Zeroconf, kind: str, name: str) -> None:
-        info = zc.get_service_info(kind, name, timeout=3000)
+        info = zc.get_service_info(kind, name, timeout=10000)
         if info is not None:
             self.services[name] = info.port
 
