@@ -11,6 +11,8 @@ the controller/keyboard into ``Vis2Mus in:in``.
   keys to the first step whose notes are mostly in F# major, and whether that is the next bar.
 - ``offset``: presets with ``midi_offset`` -30, 40 and 150 ms recalled by program change; the
   median shift of the notes' grid phase against offset 0, and its error.
+- ``flood``: the server's send-thread lateness for ``--duration`` s without MIDI input, then with
+  10 k CC/s (an unmapped CC, so only the input's own cost shows) plus 100 sysex/s of 200 bytes.
 - ``link``: ``tests/link_session.py`` inside a network namespace: the phase error of the server's
   notes against a second Link peer's beat grid.
 
@@ -199,6 +201,36 @@ def mode_offset(args, work: Path) -> None:
         print(f"  midi_offset {offset:+5.0f} ms: measured {offset + error:+7.2f} ms (error {error:+.2f} ms)")
 
 
+def mode_flood(args, work: Path) -> None:
+    results = {}
+    for flood in (False, True):
+        peer = Peer("bench")
+        srv = Server(work, f"flood{int(flood)}", ["--midi-port", peer.port, "--bpm", str(args.bpm), "--anchor",
+                                                 args.anchor])
+        srv.wait_started()
+        ctl = controller()
+        t0 = time.perf_counter()
+        sent = 0
+        while time.perf_counter() < t0 + args.duration:
+            if flood:
+                for _ in range(100):
+                    ctl.send_message([0xB0, 90, sent % 128])
+                    sent += 1
+                ctl.send_message([0xF0] + [0x11] * 200 + [0xF7])
+            time.sleep(0.01)
+        summary = srv.stop()
+        lines = sum("MIDI in:" in line for line in srv.log.read_text().splitlines())
+        notes = len(peer.note_ons())
+        peer.close()
+        ctl.delete()
+        results[flood] = (summary, sent / args.duration, lines, notes)
+    print(f"[flood] {args.duration:g} s at {args.bpm:g} BPM each; send-thread lateness (deadline -> rtmidi call)")
+    for flood, (s, rate, lines, notes) in results.items():
+        what = f"{rate:,.0f} CC/s + 100 sysex/s" if flood else "no MIDI input"
+        print(f"  {what:>28}: p50 {s['p50']:.3f}  p99 {s['p99']:.3f}  max {s['max']:.3f} ms, late {s['late']} of "
+              f"{s['steps']} steps, {notes} notes at the peer, {lines} 'MIDI in:' log lines")
+
+
 def mode_link(args, work: Path) -> None:
     setup = "ip link set lo up multicast on && ip route add 224.0.0.0/4 dev lo && exec \"$0\" \"$@\""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -218,13 +250,14 @@ def mode_link(args, work: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("mode", choices=("cc", "keys", "offset", "link", "all"))
+    p.add_argument("mode", choices=("cc", "keys", "offset", "flood", "link", "all"))
     p.add_argument("--bpm", type=float, default=120.0)
     p.add_argument("--anchor", default="block_chords")
     p.add_argument("--period", type=int, default=128, help="JACK period in frames at 48 kHz (default 128)")
     p.add_argument("--trials", type=int, default=8)
+    p.add_argument("--duration", type=float, default=20.0, help="seconds per run in the flood mode")
     args = p.parse_args(argv)
-    modes = ("cc", "keys", "offset", "link") if args.mode == "all" else (args.mode,)
+    modes = ("cc", "keys", "offset", "flood", "link") if args.mode == "all" else (args.mode,)
     with tempfile.TemporaryDirectory() as tmp:
         for mode in modes:
             if mode == "link":
