@@ -136,7 +136,7 @@ def test_every_midi_api_the_config_accepts_is_known_to_midiout():
     import rtmidi
 
     from live.app.config import MIDI_APIS
-    from live.playback.midiout import api_candidates
+    from live.midiports import api_candidates
 
     for api in MIDI_APIS:
         assert isinstance(api_candidates(api), list)

@@ -2,7 +2,7 @@
 
 ``MidiIn`` opens a virtual input ``<name> in:in`` (default ``Vis2Mus in``) or, with ``port``,
 connects to an existing output port whose name contains that text, on the same backends as the
-output (``live.playback.midiout.api_candidates``). rtmidi queues what arrives (``QUEUE_MAX``
+output (``live.midiports.api_candidates``). rtmidi queues what arrives (``QUEUE_MAX``
 messages); one thread drains that queue every ``BATCH_S`` (no Python callback per message, so a
 flood of 10 k messages a second costs the send thread no GIL hand-overs) and
 
@@ -35,8 +35,7 @@ from live.control import midimap
 from live.control.midimap import Binding, MapError
 from live.control.params import Params
 from live.music.chords import recognize_chords
-from live.playback.midiout import (FIX_HINT, PEER_MISSES, api_candidates, jack_server_stamp, list_ports,
-                                   quiet_stderr)
+from live.midiports import FIX_HINT, PEER_MISSES, api_candidates, jack_server_stamp, list_ports, quiet_stderr
 
 log = logging.getLogger(__name__)
 

@@ -141,7 +141,7 @@ class ExternalClock:
     """
 
     def __init__(self, clock: Clock, port_name: str, api: str = "auto", on_transport=None) -> None:
-        from live.playback.midiout import api_candidates, quiet_stderr
+        from live.midiports import api_candidates, quiet_stderr
 
         import rtmidi
 
