@@ -466,3 +466,39 @@ def test_the_midi_input_comes_back_after_the_jack_server_restarts(tmp_path):
             ctl.close()
         srv.kill()
         jack.stop()
+
+
+def test_keys_on_the_status_terminal_arm_learn_in_turn_and_save(tmp_path, monkeypatch):
+    import pty
+
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", f"v2mabsent{os.getpid()}")  # no MIDI backend: the keys still work
+    config = tmp_path / "live.toml"
+    config.write_text("bpm = 110\n")
+    master, slave = pty.openpty()
+    log_path = tmp_path / "server.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "run_live.py", "--config", str(config), "--osc-port", str(free_udp_port()),
+                                 "--no-record", "--status", "line", "--midi-api", "jack"],
+                                cwd=ROOT, stdin=slave, stdout=log, stderr=subprocess.STDOUT)
+    os.close(slave)
+
+    def wait_for(text: str) -> None:
+        deadline = time.monotonic() + 60
+        while text not in log_path.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.1)
+
+    try:
+        wait_for("recording")
+        os.write(master, b"l")
+        wait_for(f"map it to {midimap.MAPPABLE[0]}")
+        os.write(master, b"l")
+        wait_for(f"map it to {midimap.MAPPABLE[1]}")
+        os.write(master, b"s")
+        wait_for("MIDI map saved")
+        assert tomllib.loads(config.read_text())["midi"]["cc"]["brightness"] == {"cc": 20}
+        assert tomllib.loads(config.read_text())["bpm"] == 110
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
+        os.close(master)

@@ -22,6 +22,7 @@ import numpy as np
 from live.app.render_child import RenderProcess
 from live.app.renderer import Renderer, panic_key, render_key
 from live.app.status import StatusLine
+from live.app.terminal import TerminalKeys
 from live.playback.clock import Clock, ExternalClock
 from live.playback.midiout import MidiOut
 from live.playback.recorder import Recorder
@@ -63,6 +64,7 @@ class Performance:
         self.midi_in = None
         self.oscquery = None
         self.link = None
+        self.keys = None
         self.engine_note = ""
         self.first_render_ms = self.regen_ms = 0.0
 
@@ -173,6 +175,21 @@ class Performance:
         if self.midi_in is None:
             raise ValueError("MIDI input is off (--no-midi-in)")
         self.midi_in.save(self.settings.config)
+
+    def _on_key(self, key: str) -> None:
+        """``l``: arm MIDI learn for the next control in turn; ``s``: save the CC map."""
+        from live.control.midimap import MAPPABLE
+
+        if self.midi_in is None:
+            return
+        try:
+            if key == "l":
+                current = self.midi_in.learning
+                self.midi_in.learn(MAPPABLE[(MAPPABLE.index(current) + 1) % len(MAPPABLE) if current else 0])
+            elif key == "s":
+                self.midi_in.save(self.settings.config)
+        except ValueError as exc:
+            log.warning("%s", exc)
 
     def _make_osc(self):
         from live.control.osc import OscServer
@@ -302,6 +319,9 @@ class Performance:
             self.open()
         print(self.banner(), file=sys.stderr, flush=True)
         status = StatusLine(mode=self.settings.status)
+        if self.midi_in is not None and self.settings.status == "line":
+            keys = TerminalKeys(self._on_key)
+            self.keys = keys if keys.start() else None
         if self.osc is not None:
             self.osc.start()
         if self.midi_in is not None:
@@ -353,6 +373,8 @@ class Performance:
         ``open()`` got to)."""
         if self.osc is not None:
             self.osc.stop()
+        if self.keys is not None:
+            self.keys.stop()
         if self.midi_in is not None:
             self.midi_in.close()
         if self.oscquery is not None:

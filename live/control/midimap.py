@@ -40,7 +40,8 @@ def _name(address: oscspace.Address) -> str:
 
 BUTTONS = frozenset(_name(a) for a in oscspace.CONTROLS if a.performer and a.signatures == ("",))
 NUMERIC = frozenset(_name(a) for a in oscspace.CONTROLS if a.performer and a.low is not None and a.high is not None)
-MAPPABLE = tuple(sorted(NUMERIC | BUTTONS | set(CHOICES) | {"anchor"}))
+MAPPABLE = tuple(_name(a) for a in oscspace.CONTROLS if _name(a) in NUMERIC | BUTTONS | set(CHOICES) | {"anchor"})
+"""Controls a CC can steer, in the order of the OSC table."""
 
 
 class MapError(ValueError):
