@@ -14,7 +14,8 @@ import sys
 import time
 
 from live.music.chords import NO_CHORD, recognize_chords, root_quality, row_to_label
-from live.music.midifile import STEPS_PER_BEAT, MidiFormatError, read_midi
+from live.music.midifile import MidiFormatError, read_midi
+from live.music.notes import STEPS_PER_BEAT
 from model.pop909 import SongError, prepare, read_song, song_folders, split_songs
 
 DEFAULT_POP909 = os.path.join("..", "shared", "data", "pop909")

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from benchmarks.jackrig import JackServer, Peer, jackd_available
-from live.music.notes import make_notes
+from live.music.notes import ACCOMPANIMENT_CHANNEL, make_notes
 from live.playback.clock import Clock
 from live.playback.midiout import MidiOut
 from live.playback.recorder import Recorder
-from live.playback.scheduler import ACCOMPANIMENT_CHANNEL, Scheduler, Section
+from live.playback.scheduler import Scheduler, Section
 
 pytestmark = [pytest.mark.jack,
               pytest.mark.skipif(not jackd_available(), reason="jackd not installed (apt-get install jackd2)")]

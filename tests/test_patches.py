@@ -25,7 +25,7 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from live.control import oscspace
-from live.control.osc import DEFAULT_HOST, DEFAULT_PORT
+from live.control.oscspace import DEFAULT_HOST, DEFAULT_PORT
 
 ROOT = Path(__file__).resolve().parents[1]
 PATCHES = ROOT / "patches"

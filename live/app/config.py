@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import math
 import socket
 import sys
 import time
@@ -18,8 +17,10 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from live.control.osc import DEFAULT_HOST, DEFAULT_PORT, parse_host_port
-from live.control.params import ALPHA_RANGE, QUANTA, SOURCES, TEMPO_RANGE, VELOCITY_RANGE, Params, Preset, State
+from live.checks import finite, in_range, one_line
+from live.control.oscspace import DEFAULT_HOST, DEFAULT_PORT, parse_host_port
+from live.control.params import (ALPHA_RANGE, PRESET_RANGE, QUANTA, SOURCES, TEMPO_RANGE, VELOCITY_RANGE, Params, Preset,
+                                 State)
 
 MIDI_APIS = ("auto", "alsa", "jack", "coremidi", "winmm")
 DEVICES = ("auto", "cpu", "cuda")
@@ -104,10 +105,10 @@ def _number(kind: type, low: float | None = None, high: float | None = None) -> 
             raise ConfigError(f"expected {'an integer' if kind is int else 'a number'}, got {value!r}") from None
         if kind is int and isinstance(value, float) and not value.is_integer():
             raise ConfigError(f"expected an integer, got {value!r}")
-        if not math.isfinite(number):
-            raise ConfigError(f"expected a finite number, got {value!r}")
-        if (low is not None and number < low) or (high is not None and number > high):
-            raise ConfigError(f"{number:g} is out of range {low:g}..{high:g}")
+        try:
+            finite("", number) if low is None or high is None else in_range("", number, low, high)
+        except ValueError as error:
+            raise ConfigError(one_line(error)) from None
         return number
     parse.__name__ = kind.__name__
     return parse
@@ -288,7 +289,7 @@ def _presets(path: str, table: Any) -> dict[int, Preset]:
 
 def _parsed_number(key: str, where: str) -> int:
     try:
-        return _number(int, 0, 127)(key)
+        return _number(int, *PRESET_RANGE)(key)
     except ConfigError as error:
         raise ConfigError(f"{where}: preset numbers are 0..127 ({error})") from None
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from live.checks import one_line
 from live.music.notes import empty_notes
 from live.playback.clock import Clock, ExternalClock
 from live.playback.midiout import MidiOut
@@ -105,9 +106,8 @@ def load_renderer(settings, anchors: dict, contents: dict) -> tuple[Renderer, st
                                      exporter=exporter())
         vis2mus, note = Vis2Mus(engine), engine.provider
     except Exception as exc:  # missing/corrupt weights or an ONNX failure: play on without regeneration
-        line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        log(f"no regeneration ({line}); playing the anchors as they are")
-        vis2mus, note = None, f"off ({line})"
+        log(f"no regeneration ({one_line(exc)}); playing the anchors as they are")
+        vis2mus, note = None, f"off ({one_line(exc)})"
     return Renderer(anchors, contents, vis2mus, settings.follow_velocity), note
 
 

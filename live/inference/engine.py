@@ -17,10 +17,10 @@ from typing import Callable
 import numpy as np
 import onnxruntime as ort
 
+from live.checks import one_line
 from live.inference import graphs
-from live.music.notes import DUR_BITS, DUR_PAD, EOS, PAD, STEPS, grid_to_notes
+from live.music.notes import DECODE_SLOTS, DUR_BITS, DUR_PAD, EOS, PAD, STEPS, grid_to_notes
 
-DECODE_SLOTS = 15
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 
@@ -80,7 +80,7 @@ class Engine:
             try:
                 self._sessions[name] = ort.InferenceSession(str(path), opts, providers=providers)
             except Exception as exc:  # onnxruntime raises its own exception types
-                raise GraphLoadError(f"cannot load graph {path}: {graphs.one_line(exc)}") from exc
+                raise GraphLoadError(f"cannot load graph {path}: {one_line(exc)}") from exc
         self.z_dim = int(self._sessions["dec_first"].get_inputs()[0].shape[1]) // 2
 
     @classmethod

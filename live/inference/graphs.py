@@ -35,6 +35,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
+from live.checks import one_line
+
 Exporter = Callable[..., dict]
 """``export_graphs(weights, out, digest=...) -> manifest``: writes every graph of ``weights``."""
 
@@ -64,12 +66,6 @@ class GraphError(RuntimeError):
 def feeds(name: str, *arrays: Any) -> dict[str, Any]:
     """The input feed of graph ``name``: its input names (:data:`GRAPHS`) zipped with ``arrays``."""
     return dict(zip(GRAPHS[name][0], arrays, strict=True))
-
-
-def one_line(exc: BaseException) -> str:
-    """The first line of an exception's message, or its type name when it has none."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def default_weights() -> Path:

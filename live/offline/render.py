@@ -24,12 +24,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from live.checks import one_line
 from live.music.midifile import write_midi
-from live.music.notes import DURATION, ONSET, PITCH, STEPS, join_segments
+from live.music.notes import ACCOMPANIMENT_CHANNEL, DURATION, MELODY_CHANNEL, ONSET, PITCH, STEPS, join_segments
 from live.texture.anchors import Anchor, AnchorError, find
 from live.texture.style import blend_images, choose_tempo
 from live.texture.transform import adjust, check_alpha
-from live.texture.vis2mus import ACCOMPANIMENT_CHANNEL, MELODY_CHANNEL, Segment, Vis2Mus
+from live.texture.vis2mus import Segment, Vis2Mus
 
 SOUNDFONTS = (
     "/usr/share/sounds/sf2/FluidR3_GM.sf2",
@@ -227,12 +228,6 @@ def join_negative_values(argv: list[str], options: tuple[str, ...]) -> list[str]
             out.append(argv[i])
             i += 1
     return out
-
-
-def one_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its repr when empty)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else repr(exc)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,8 +34,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from live.checks import one_line
 from live.offline.render import (
-    Piece, make_piece, one_line, open_engine, piano_roll, wav_soundfont, write_piece_midi, write_wav,
+    Piece, make_piece, open_engine, piano_roll, wav_soundfont, write_piece_midi, write_wav,
 )
 from live.texture.anchors import Anchor, AnchorError, content_pieces, default_anchors
 from live.texture.style import blend_images, choose_tempo

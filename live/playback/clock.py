@@ -15,20 +15,20 @@ from collections import deque
 
 import numpy as np
 
+from live.music.notes import TEMPO_RANGE
+
 PPQN = 24
 MIDI_TICK = 0xF8
 MIDI_START = 0xFA
 MIDI_CONTINUE = 0xFB
 MIDI_STOP = 0xFC
-MIN_BPM = 20.0
-MAX_BPM = 300.0
 
 
 def clamp_bpm(bpm: float) -> float:
-    """Clamp a tempo to ``MIN_BPM..MAX_BPM``; NaN or inf raise ``ValueError``."""
+    """Clamp a tempo to ``TEMPO_RANGE``; NaN or inf raise ``ValueError``."""
     if not np.isfinite(bpm):
         raise ValueError(f"tempo must be a finite number, got {bpm!r}")
-    return float(min(MAX_BPM, max(MIN_BPM, bpm)))
+    return float(min(TEMPO_RANGE[1], max(TEMPO_RANGE[0], bpm)))
 
 
 class Clock:

@@ -32,14 +32,12 @@ from typing import Callable
 
 import numpy as np
 
-from live.music.notes import DURATION, ONSET, PITCH, STEPS, VELOCITY
+from live.music.notes import (ACCOMPANIMENT_CHANNEL, DURATION, MELODY_CHANNEL, ONSET, PITCH, STEPS, STEPS_PER_BAR,
+                              STEPS_PER_BEAT, VELOCITY)
 from live.playback.clock import MIDI_START, MIDI_STOP, MIDI_TICK, PPQN
 
-STEPS_PER_BEAT = 4
 TICKS_PER_STEP = PPQN // STEPS_PER_BEAT
-QUANTUM_STEPS = {"beat": 4, "bar": 16, "segment": STEPS}
-MELODY_CHANNEL = 0
-ACCOMPANIMENT_CHANNEL = 1
+QUANTUM_STEPS = {"beat": STEPS_PER_BEAT, "bar": STEPS_PER_BAR, "segment": STEPS}
 SPIN_S = 0.0012
 MAX_SLEEP_S = 0.01
 LATE_S = 0.002

@@ -27,13 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from live.music.notes import VELOCITY, empty_notes, notes_to_pr_mat, transpose_notes
-from live.texture.anchors import BEATS_PER_SEGMENT, Anchor
+from live.music.chords import ROW
+from live.music.notes import BEATS_PER_SEGMENT, VELOCITY, empty_notes, notes_to_pr_mat, transpose_notes
+from live.texture.anchors import Anchor
 from live.texture.style import octave_shift, register_shift, shifted_chords
 from live.texture.transform import adjust, check_alpha
 
-MELODY_CHANNEL = 0
-ACCOMPANIMENT_CHANNEL = 1
 
 
 @dataclass(frozen=True)
@@ -144,7 +143,7 @@ class Vis2Mus:
         if not np.isfinite(rows).all():
             raise ValueError("chord rows contain NaN or inf")
         beats = np.arange(n_segments * BEATS_PER_SEGMENT) % len(rows)
-        return rows[beats].reshape(n_segments, BEATS_PER_SEGMENT, 36)
+        return rows[beats].reshape(n_segments, BEATS_PER_SEGMENT, ROW)
 
     # rendering
 
