@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
@@ -140,11 +141,12 @@ def test_jack_server_gone_keeps_recording_and_reconnects_when_it_returns(tmp_pat
     assert notes == [("note_on", 60), ("note_off", 60), ("note_on", 62), ("note_off", 62)]
 
 
-def test_no_backend_says_how_to_fix_and_plays_into_the_recording(tmp_path, monkeypatch):
+def test_no_backend_says_how_to_fix_and_plays_into_the_recording(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("JACK_DEFAULT_SERVER", f"v2mnone{os.getpid()}")
-    lines = []
     rec = Recorder(tmp_path / "none.mid")
-    midi = MidiOut(api="jack", recorder=rec, log=lines.append)
+    with caplog.at_level(logging.WARNING, logger="live.playback.midiout"):
+        midi = MidiOut(api="jack", recorder=rec)
+    lines = [r.getMessage() for r in caplog.records if r.name == "live.playback.midiout"]
     assert not midi.connected
     assert len(lines) == 1 and "JACK" in lines[0] and "recording" in lines[0]
     midi.note_on(1, 60, 90)

@@ -13,6 +13,7 @@ SIGINT/SIGTERM: all notes off + CC 123, recording closed, exit 0.
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import os
 import signal
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from live import logs
 from live.checks import one_line
 from live.music.notes import empty_notes
 from live.playback.clock import Clock, ExternalClock
@@ -40,9 +42,7 @@ WARM_UP_ALPHA = 0.5
 START_DELAY_S = 0.3  # lets a freshly made MIDI connection settle before beat 0
 
 
-def log(line: str) -> None:
-    """One line on stderr, prefixed ``vis2mus:``."""
-    print(f"vis2mus: {line}", file=sys.stderr, flush=True)
+log = logging.getLogger(__name__)
 
 
 def render_key(state) -> tuple:
@@ -102,11 +102,11 @@ def load_renderer(settings, anchors: dict, contents: dict) -> tuple[Renderer, st
         from live.inference.engine import Engine
         from live.texture.vis2mus import Vis2Mus
 
-        engine = Engine.from_weights(settings.weights, device=settings.device, threads=settings.threads, log=log,
+        engine = Engine.from_weights(settings.weights, device=settings.device, threads=settings.threads,
                                      exporter=exporter())
         vis2mus, note = Vis2Mus(engine), engine.provider
     except Exception as exc:  # missing/corrupt weights or an ONNX failure: play on without regeneration
-        log(f"no regeneration ({one_line(exc)}); playing the anchors as they are")
+        log.warning(f"no regeneration ({one_line(exc)}); playing the anchors as they are")
         vis2mus, note = None, f"off ({one_line(exc)})"
     return Renderer(anchors, contents, vis2mus, settings.follow_velocity), note
 
@@ -115,6 +115,7 @@ def _render_main(conn, settings) -> None:
     """Child process: load the engine, then answer ``("render", state, indices)`` until ``quit``."""
     from live.texture.anchors import content_pieces, default_anchors
 
+    logs.setup()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError):  # lowering our own priority only fails on exotic systems
         os.nice(RENDER_NICE)
@@ -143,9 +144,8 @@ class RenderProcess:
     request sent again; if that fails too, the call raises and the worker keeps the current loop.
     """
 
-    def __init__(self, settings, count, log=None) -> None:
+    def __init__(self, settings, count) -> None:
         self._settings = settings
-        self._log = log or (lambda line: print(f"vis2mus: {line}", file=sys.stderr, flush=True))
         self._lock = threading.Lock()
         self.count = count
         self._start()
@@ -164,7 +164,7 @@ class RenderProcess:
             try:
                 kind, payload = self._request(state, indices)
             except (EOFError, OSError):
-                self._log(f"render process exited (code {self._proc.exitcode}); restarting it")
+                log.warning(f"render process exited (code {self._proc.exitcode}); restarting it")
                 self._conn.close()
                 self._start()
                 kind, payload = self._request(state, indices)
@@ -238,7 +238,7 @@ class Performance:
         self.record_path = Path(settings.record) if settings.record and not settings.no_record else None
         self.recorder = Recorder(self.record_path, bpm=state.tempo) if self.record_path else None
         self.midi = MidiOut(api=settings.midi_api, port=settings.midi_port, name=settings.midi_name,
-                            recorder=self.recorder, log=log)
+                            recorder=self.recorder)
         self.clock = Clock(state.tempo)
         self.external = None
         if settings.clock_in:
@@ -246,13 +246,13 @@ class Performance:
                 self.external = ExternalClock(self.clock, settings.clock_in, settings.midi_api,
                                               on_transport=self._external_transport)
             except RuntimeError as exc:
-                log(f"{exc}; using the internal clock at {state.tempo:g} BPM")
+                log.warning(f"{exc}; using the internal clock at {state.tempo:g} BPM")
         self.scheduler = Scheduler(self.clock, self.midi, sections, recorder=self.recorder,
                                    quantum=state.quantum, max_note_steps=round(settings.max_note * 4),
                                    velocity=state.velocity, follow_velocity=settings.follow_velocity,
                                    clock_out=settings.clock_out)
         self.regenerator = Regenerator(self.scheduler, self.renderer, self.renderer.count,
-                                       render_key, panic_key, log=log)
+                                       render_key, panic_key)
         self.regen_ms = self._warm_up(state, n_segments)
         self.regenerator.last_ms = self.regen_ms
         self.params.subscribe(self._on_change)
@@ -271,7 +271,7 @@ class Performance:
         try:
             self.renderer(replace(state, alpha_b=WARM_UP_ALPHA), list(range(min(2, n_segments))))
         except Exception as exc:  # reported, the anchors still play
-            log(f"warm-up render failed: {exc}")
+            log.warning(f"warm-up render failed: {exc}")
         return (time.perf_counter() - t0) * 1000.0
 
     def _make_osc(self):
@@ -282,7 +282,7 @@ class Performance:
             return OscServer(self.params, host=s.osc_host, port=s.osc_port, allow=s.osc_allow,
                              reply=s.osc_reply)
         except OSError as exc:
-            log(f"{exc}; running without OSC input")
+            log.warning(f"{exc}; running without OSC input")
             return None
 
     def _make_camera(self):
@@ -410,8 +410,8 @@ class Performance:
         self.midi.close()
         if self.recorder is not None:
             self.recorder.close()
-            log(f"recording closed: {self.record_path} ({self.recorder.events} events)")
-        log(self.summary())
+            log.info(f"recording closed: {self.record_path} ({self.recorder.events} events)")
+        log.info(self.summary())
 
     def summary(self) -> str:
         """One line of timing figures for the whole run."""
@@ -429,12 +429,13 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point: parse the options (``live.app.config``), run until SIGINT/SIGTERM, exit 0."""
     from live.app.config import load_settings
 
+    logs.setup()
     settings = load_settings(argv)
     sys.setswitchinterval(GIL_SWITCH_S)
     try:
         performance = Performance(settings)
     except Exception as exc:
-        log(f"cannot start: {exc}")
+        log.error(f"cannot start: {exc}")
         return 1
 
     def on_signal(signum, _frame) -> None:

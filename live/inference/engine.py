@@ -11,6 +11,7 @@ accept concurrent ``run`` calls, so several threads may call any method at once.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Callable
 
@@ -85,11 +86,12 @@ class Engine:
 
     @classmethod
     def from_weights(cls, path: str | Path | None = None, device: str = "auto", threads: int = 1,
-                     log: Callable[[str], None] = print, exporter: graphs.Exporter | None = None) -> "Engine":
+                     log: Callable[[str], None] | None = None, exporter: graphs.Exporter | None = None) -> "Engine":
         """Engine for a weights file (default: ``live.inference.graphs.default_weights()``), exporting its
         graphs to the cache with ``exporter`` first when they are missing or stale, and once more when
         a cached graph cannot be loaded. Raises ``GraphError`` or ``EngineError`` with one line."""
         choose_provider(device)
+        log = log or logging.getLogger(__name__).info
         folder = graphs.ensure_graphs(path, log=log, exporter=exporter)
         try:
             return cls(folder, device=device, threads=threads)

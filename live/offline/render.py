@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from live import logs
 from live.checks import one_line
 from live.music.midifile import write_midi
 from live.music.notes import ACCOMPANIMENT_CHANNEL, DURATION, MELODY_CHANNEL, ONSET, PITCH, STEPS, join_segments
@@ -192,8 +193,7 @@ def open_engine(weights: str | None, device: str, threads: int):
     from export import exporter
     from live.inference.engine import Engine
 
-    return Engine.from_weights(weights, device=device, threads=threads,
-                               log=lambda line: print(line, file=sys.stderr, flush=True), exporter=exporter())
+    return Engine.from_weights(weights, device=device, threads=threads, exporter=exporter())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -233,6 +233,7 @@ def join_negative_values(argv: list[str], options: tuple[str, ...]) -> list[str]
 def main(argv: list[str] | None = None) -> int:
     argv = join_negative_values(list(sys.argv[1:] if argv is None else argv), ("--brightness", "--contrast"))
     args = build_parser().parse_args(argv)
+    logs.setup("vis2mus-render")
     try:
         return _run(args)
     except (ValueError, AnchorError, RuntimeError, OSError) as exc:

@@ -8,7 +8,7 @@ rounding error accumulates from summed sleeps.
 
 from __future__ import annotations
 
-import sys
+import logging
 import threading
 import time
 from collections import deque
@@ -16,6 +16,8 @@ from collections import deque
 import numpy as np
 
 from live.music.notes import TEMPO_RANGE
+
+log = logging.getLogger(__name__)
 
 PPQN = 24
 MIDI_TICK = 0xF8
@@ -204,7 +206,7 @@ class ExternalClock:
             try:
                 self._on_transport(kind)
             except Exception as exc:
-                print(f"vis2mus: clock-in {kind} handler failed: {exc}", file=sys.stderr)
+                log.warning(f"clock-in {kind} handler failed: {exc}")
 
     def close(self) -> None:
         if self.midi_in is not None:

@@ -20,10 +20,10 @@ Velocity: a note's own velocity column when ``follow_velocity`` is set, else the
 from __future__ import annotations
 
 import heapq
+import logging
 import math
 import os
 import queue
-import sys
 import threading
 import time
 from collections import deque
@@ -35,6 +35,8 @@ import numpy as np
 from live.music.notes import (ACCOMPANIMENT_CHANNEL, DURATION, MELODY_CHANNEL, ONSET, PITCH, STEPS, STEPS_PER_BAR,
                               STEPS_PER_BEAT, VELOCITY)
 from live.playback.clock import MIDI_START, MIDI_STOP, MIDI_TICK, PPQN
+
+log = logging.getLogger(__name__)
 
 TICKS_PER_STEP = PPQN // STEPS_PER_BEAT
 QUANTUM_STEPS = {"beat": STEPS_PER_BEAT, "bar": STEPS_PER_BAR, "segment": STEPS}
@@ -227,7 +229,7 @@ class Scheduler:
                 try:
                     self._play_step(tick // TICKS_PER_STEP)
                 except Exception as exc:  # the music goes on; report the step that failed
-                    print(f"vis2mus: step {tick // TICKS_PER_STEP} failed: {exc}", file=sys.stderr, flush=True)
+                    log.warning(f"step {tick // TICKS_PER_STEP} failed: {exc}")
                     with self._lock:
                         self._next_step = tick // TICKS_PER_STEP + 1
                 self.lateness.append(late)
@@ -248,8 +250,7 @@ class Scheduler:
 
     def _skip(self) -> None:
         """Far behind (the process was suspended): close notes and jump to the present."""
-        print("vis2mus: send thread fell behind by more than "
-              f"{SKIP_S:g} s; skipping to the present", file=sys.stderr, flush=True)
+        log.warning(f"send thread fell behind by more than {SKIP_S:g} s; skipping to the present")
         self.late += 1
         self.panic()
         with self._lock:
@@ -322,13 +323,12 @@ class Regenerator:
     """
 
     def __init__(self, scheduler: Scheduler, render: RenderFn, count: Callable[[object], int],
-                 key: Callable[[object], object], panic_key: Callable[[object], object], log=None) -> None:
+                 key: Callable[[object], object], panic_key: Callable[[object], object]) -> None:
         self.scheduler = scheduler
         self._render = render
         self._count = count
         self._key = key
         self._panic_key = panic_key
-        self._log = log or (lambda line: print(f"vis2mus: {line}", file=sys.stderr, flush=True))
         self._wake = threading.Event()
         self._state = None
         self._lock = threading.Lock()
@@ -393,7 +393,7 @@ class Regenerator:
             n_segments = self._count(state)
         except Exception as exc:  # e.g. an anchor that failed to load
             self.errors += 1
-            self._log(f"render failed, keeping the current loop: {exc}")
+            log.warning(f"render failed, keeping the current loop: {exc}")
             return []
         current = (step // STEPS) % n_segments
         first = [current] if n_segments == 1 else [current, (current + 1) % n_segments]
@@ -408,7 +408,7 @@ class Regenerator:
             n_segments, sections = self._render(state, indices)
         except Exception as exc:  # keep playing the current loop
             self.errors += 1
-            self._log(f"render failed, keeping the current loop: {exc}")
+            log.warning(f"render failed, keeping the current loop: {exc}")
             return False
         self.renders += 1
         self.scheduler.install(dict(zip(indices, sections)), n_segments=n_segments, panic=panic)
