@@ -10,12 +10,12 @@ import mido
 import numpy as np
 import pytest
 
-from benchmarks.jackrig import JackServer, Peer, jackd_available
 from live.music.notes import ACCOMPANIMENT_CHANNEL, make_notes
 from live.playback.clock import Clock
 from live.playback.midiout import MidiOut
 from live.playback.recorder import Recorder
 from live.playback.scheduler import Scheduler, Section
+from tests.support.jackrig import JackServer, Peer, jackd_available
 
 pytestmark = [pytest.mark.jack,
               pytest.mark.skipif(not jackd_available(), reason="jackd not installed (apt-get install jackd2)")]

@@ -441,8 +441,8 @@ def _expected_pitches(anchor: str, alpha_b: float, alpha_c: float, engine_on: bo
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("jackd") is None, reason="jackd not installed (apt-get install jackd2)")
 def test_pd_driver_steers_the_running_server(tmp_path):
-    from benchmarks.jackrig import JackServer, Peer
     from live.texture.anchors import default_anchors
+    from tests.support.jackrig import JackServer, Peer
 
     anchors = default_anchors()
     names = sorted(anchors)

@@ -29,8 +29,8 @@ from typing import Iterable
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
-from live.control import oscspace
 from live.checks import finite
+from live.control import oscspace
 from live.control.oscspace import DEFAULT_HOST, DEFAULT_PORT
 from live.control.params import Params, State
 
