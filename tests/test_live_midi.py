@@ -10,11 +10,11 @@ import mido
 import numpy as np
 import pytest
 
-from live.music.notes import ACCOMPANIMENT_CHANNEL, make_notes
+from live.music.notes import ACCOMPANIMENT_CHANNEL, Segment, make_notes
 from live.playback.clock import Clock
 from live.playback.midiout import MidiOut
 from live.playback.recorder import Recorder
-from live.playback.scheduler import Scheduler, Section
+from live.playback.scheduler import Scheduler
 from tests.support.jackrig import JackServer, Peer, jackd_available
 
 pytestmark = [pytest.mark.jack,
@@ -27,10 +27,10 @@ def jack():
         yield server
 
 
-def pattern(pitches: list[int], every: int = 4, length: int = 2) -> Section:
+def pattern(pitches: list[int], every: int = 4, length: int = 2) -> Segment:
     """A segment with a note every ``every`` steps cycling through ``pitches``."""
     rows = [(onset, pitches[i % len(pitches)], length) for i, onset in enumerate(range(0, 32, every))]
-    return Section(make_notes(rows), make_notes([]))
+    return Segment(make_notes(rows), make_notes([]))
 
 
 def wait_steps(scheduler: Scheduler, step: int, timeout: float = 20.0) -> None:
@@ -78,7 +78,7 @@ def test_splice_lands_on_the_next_beat_and_cuts_sounding_notes(jack):
     peer = Peer("peer")
     midi = MidiOut(api="jack", port=peer.port)
     clock = Clock(240)
-    long_notes = Section(make_notes([(0, 50, 32), (8, 52, 24), (16, 54, 16)]), make_notes([]))
+    long_notes = Segment(make_notes([(0, 50, 32), (8, 52, 24), (16, 54, 16)]), make_notes([]))
     sch = Scheduler(clock, midi, [long_notes], quantum="beat", max_note_steps=64)
     sch.start()
     clock.start(beat=0.0)

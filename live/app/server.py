@@ -27,11 +27,11 @@ import numpy as np
 
 from live import logs
 from live.checks import one_line
-from live.music.notes import empty_notes
+from live.music.notes import BEATS_PER_SEGMENT, Segment, empty_notes
 from live.playback.clock import Clock, ExternalClock
 from live.playback.midiout import MidiOut
 from live.playback.recorder import Recorder
-from live.playback.scheduler import LATE_S, Regenerator, Scheduler, Section, follow_velocities
+from live.playback.scheduler import LATE_S, Regenerator, Scheduler, follow_velocities
 
 GIL_SWITCH_S = 0.0005
 TICK_S = 0.05
@@ -70,7 +70,7 @@ class Renderer:
         piece = self.contents[state.content] if state.content else self.anchors[state.anchor]
         return int(piece.n_segments)
 
-    def __call__(self, state, indices: list[int]) -> tuple[int, list[Section]]:
+    def __call__(self, state, indices: list[int]) -> tuple[int, list[Segment]]:
         anchor = self.anchors[state.anchor]
         content = self.contents[state.content] if state.content else None
         n_segments = self.count(state)
@@ -78,20 +78,20 @@ class Renderer:
             return n_segments, []
         if self.vis2mus is None:
             piece = content or anchor
-            sections = [Section(piece.segment("accompaniment", i),
-                                piece.segment("melody", i) if content is not None else empty_notes())
+            segments = [Segment(piece.segment("accompaniment", i),
+                                piece.segment("melody", i) if content is not None else empty_notes(), index=i)
                         for i in indices]
         else:
             from live.music.chords import progression_rows
 
-            chords = progression_rows(state.chords, n_segments * 8) if state.chords else None
-            rendered = self.vis2mus.render(anchor, state.alpha_b, state.alpha_c, list(indices),
+            chords = progression_rows(state.chords, n_segments * BEATS_PER_SEGMENT) if state.chords else None
+            segments = self.vis2mus.render(anchor, state.alpha_b, state.alpha_c, list(indices),
                                            chords=chords, content=content)
-            sections = [Section(seg.accompaniment, seg.melody) for seg in rendered]
         if self.follow_velocity:
-            sections = [Section(follow_velocities(s.accompaniment, anchor.segment("accompaniment", i % anchor.n_segments)),
-                                s.melody) for s, i in zip(sections, indices)]
-        return n_segments, sections
+            segments = [replace(seg, accompaniment=follow_velocities(
+                            seg.accompaniment, anchor.segment("accompaniment", i % anchor.n_segments)))
+                        for seg, i in zip(segments, indices)]
+        return n_segments, segments
 
 
 def load_renderer(settings, anchors: dict, contents: dict) -> tuple[Renderer, str]:
@@ -139,7 +139,7 @@ class RenderProcess:
     """Renders in a child process, so inference never holds the send thread's GIL (a descheduled
     GIL holder on a busy machine would delay the send thread by whole time slices).
 
-    Callable like ``Renderer``: ``(state, indices) -> (n_segments, [Section])``; ``note`` describes
+    Callable like ``Renderer``: ``(state, indices) -> (n_segments, [Segment])``; ``note`` describes
     the engine. One request at a time. A child that died (killed, crashed) is restarted and the
     request sent again; if that fails too, the call raises and the worker keeps the current loop.
     """
@@ -159,7 +159,7 @@ class RenderProcess:
         child.close()
         kind, self.note = self._conn.recv()
 
-    def __call__(self, state, indices: list[int]) -> tuple[int, list[Section]]:
+    def __call__(self, state, indices: list[int]) -> tuple[int, list[Segment]]:
         with self._lock:
             try:
                 kind, payload = self._request(state, indices)

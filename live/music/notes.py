@@ -15,6 +15,8 @@ A step holds at most ``MAX_NOTES_PER_STEP`` (14) notes: when more onsets share a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 ONSET, PITCH, DURATION, VELOCITY = range(4)
@@ -39,6 +41,21 @@ ACCOMPANIMENT_CHANNEL = 1
 """MIDI channels (0-based) of the melody and the accompaniment, live and in rendered files."""
 
 _BIT_WEIGHTS = 1 << np.arange(DUR_BITS - 1, -1, -1)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One 2-bar segment of music: ``accompaniment`` and ``melody`` note lists ``(N, 4)``, onsets 0..31.
+
+    What the renderers produce and the scheduler loops. ``melody`` is empty without a content
+    piece; ``index`` is the segment's position in the loop; ``shift`` is the melody's
+    transposition in semitones (0 without content).
+    """
+
+    accompaniment: np.ndarray
+    melody: np.ndarray
+    index: int = 0
+    shift: int = 0
 
 
 def empty_notes() -> np.ndarray:

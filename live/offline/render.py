@@ -27,11 +27,11 @@ from PIL import Image, ImageDraw
 from live import logs
 from live.checks import one_line
 from live.music.midifile import write_midi
-from live.music.notes import ACCOMPANIMENT_CHANNEL, DURATION, MELODY_CHANNEL, ONSET, PITCH, STEPS, join_segments
+from live.music.notes import ACCOMPANIMENT_CHANNEL, DURATION, MELODY_CHANNEL, ONSET, PITCH, STEPS, Segment, join_segments
 from live.texture.anchors import Anchor, AnchorError, find
 from live.texture.style import blend_images, choose_tempo
 from live.texture.transform import adjust, check_alpha
-from live.texture.vis2mus import Segment, Vis2Mus
+from live.texture.vis2mus import Vis2Mus
 
 SOUNDFONTS = (
     "/usr/share/sounds/sf2/FluidR3_GM.sf2",

@@ -1,7 +1,7 @@
 """Beat-quantised playback of a looping accompaniment: the send thread and the inference worker.
 
 Time is counted in sixteenth steps from beat 0 (step ``s`` is beat ``s / 4``); a segment is 32
-steps (2 bars). The loop plays ``material[segment % len(material)]``; each entry is a ``Section``
+steps (2 bars). The loop plays ``material[segment % len(material)]``; each entry is a ``Segment``
 with an accompaniment and a melody note list ``(N, 4)`` (onsets 0..31).
 
 - ``Scheduler`` owns the **send thread**. It waits for each step's absolute deadline from the
@@ -33,7 +33,7 @@ from typing import Callable
 import numpy as np
 
 from live.music.notes import (ACCOMPANIMENT_CHANNEL, DURATION, MELODY_CHANNEL, ONSET, PITCH, STEPS, STEPS_PER_BAR,
-                              STEPS_PER_BEAT, VELOCITY)
+                              STEPS_PER_BEAT, VELOCITY, Segment)
 from live.playback.clock import MIDI_START, MIDI_STOP, MIDI_TICK, PPQN
 
 log = logging.getLogger(__name__)
@@ -45,14 +45,6 @@ MAX_SLEEP_S = 0.01
 LATE_S = 0.002
 SKIP_S = 0.5
 RT_PRIORITY = 10
-
-
-@dataclass(frozen=True)
-class Section:
-    """One 2-bar segment of the loop: ``accompaniment`` and ``melody`` note lists ``(N, 4)``."""
-
-    accompaniment: np.ndarray
-    melody: np.ndarray
 
 
 def follow_velocities(notes: np.ndarray, reference: np.ndarray, default: int = 80) -> np.ndarray:
@@ -80,7 +72,7 @@ def next_boundary(step: int, quantum: str) -> int:
 @dataclass
 class _Install:
     boundary: int
-    sections: dict[int, Section]
+    sections: dict[int, Segment]
     n_segments: int
     panic: bool
 
@@ -89,12 +81,12 @@ class Scheduler:
     """The send thread; see the module docstring.
 
     ``midi`` is a ``live.playback.midiout.MidiOut``, ``recorder`` a ``live.playback.recorder.Recorder`` or ``None``.
-    ``material`` is the initial loop (list of ``Section``). ``stats`` holds the timing figures:
+    ``material`` is the initial loop (list of ``Segment``). ``stats`` holds the timing figures:
     ``lateness`` (seconds after each step deadline, the last 10 000), ``late`` (count over
     ``LATE_S``), ``worst`` ``(seconds, step)``, ``steps``. ``beats`` is a queue of ``(bar, beat)`` put at every beat.
     """
 
-    def __init__(self, clock, midi, material: list[Section], recorder=None, quantum: str = "beat",
+    def __init__(self, clock, midi, material: list[Segment], recorder=None, quantum: str = "beat",
                  max_note_steps: int = 16, velocity: int = 80, follow_velocity: bool = False,
                  clock_out: bool = False) -> None:
         if not material:
@@ -138,12 +130,12 @@ class Scheduler:
         """Loop index of the segment that plays at ``step``."""
         return (step // STEPS) % len(self._material)
 
-    def install(self, sections: dict[int, Section], n_segments: int | None = None, panic: bool = False,
+    def install(self, sections: dict[int, Segment], n_segments: int | None = None, panic: bool = False,
                 quantum: str | None = None) -> int:
         """Queue new sections for loop indices; returns the step where they take over.
 
         With ``n_segments`` different from the loop's length (an anchor switch) the loop is rebuilt
-        at that length, keeping indices not given. Sections that do not play yet are swapped at the
+        at that length, keeping indices not given. Segments that do not play yet are swapped at the
         next step; if the segment playing then is among them, at the next ``quantum`` boundary
         (the scheduler's own quantum by default), where sounding notes end.
         """
@@ -308,7 +300,7 @@ class Scheduler:
             heapq.heappush(self._offs, (step + length, self._seq, channel, int(row[PITCH]), token))
 
 
-RenderFn = Callable[[object, list[int]], tuple[int, list[Section]]]
+RenderFn = Callable[[object, list[int]], tuple[int, list[Segment]]]
 
 
 class Regenerator:
