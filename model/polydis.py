@@ -39,6 +39,7 @@ from live.music.notes import FEATURE_MAP_SHAPE as MAP_SHAPE
 
 PITCH_CLASSES = EOS + 1
 BIT_START = 2
+RECON_DUR_WEIGHT = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -261,15 +262,22 @@ class PianoTreeDecoder(nn.Module):
         pitch = F.one_hot(grid[..., 0].clamp(max=EOS), PITCH_CLASSES).float()
         return self.embed_note(pitch, grid[..., 1:].float())
 
-    def forward(self, z: torch.Tensor, grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, z: torch.Tensor, grid: torch.Tensor, inputs: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Teacher-forced pass. ``z`` ``(B, 2 * z_dim)``, grid ``(B, 32, S, 6)`` with ``S >= 2``.
+
+        ``inputs`` (same shape as ``grid``, default ``grid``) is what the recurrent inputs read: the
+        previous slot's note for the notes GRU, the step summaries for the time GRU and the previous
+        duration bits for the duration GRU. Scheduled sampling passes a grid whose notes are partly
+        the model's own predictions; the targets and the slot structure always come from ``grid``.
 
         Returns pitch logits ``(B, 32, S - 1, 130)`` for slots ``1..S-1``, duration-bit logits
         ``(N, 5, 2)`` for the ``N`` real notes among those slots, and their mask ``(B, 32, S - 1)``.
         """
         b, steps, slots, _ = grid.shape
         tokens = grid[..., 0]
-        emb = self.embed_slots(grid)
+        inputs = grid if inputs is None else inputs
+        emb = self.embed_slots(inputs)
         lengths = 1 + (tokens < PITCHES).sum(-1).view(-1)
         packed = pack_padded_sequence(emb.view(b * steps, slots, -1), lengths.cpu(), batch_first=True,
                                       enforce_sorted=False)
@@ -283,7 +291,7 @@ class PianoTreeDecoder(nn.Module):
         h_notes = self._notes_teacher_forced(h_time, emb.view(b * steps, slots, -1)[:, :-1])
         pitch_logits = self.pitch_out(h_notes)
         real = tokens[:, :, 1:].reshape(b * steps, slots - 1) < PITCHES
-        bits = grid[:, :, 1:, 1:].reshape(b * steps, slots - 1, DUR_BITS)[real]
+        bits = inputs[:, :, 1:, 1:].reshape(b * steps, slots - 1, DUR_BITS)[real]
         h_dur0 = self.dur_init(h_notes[real], pitch_logits[real])
         prev = torch.cat([torch.full_like(bits[:, :1], BIT_START), bits[:, :-1]], dim=1)
         dur_hidden, _ = self.dur_gru(F.one_hot(prev, 3).float(), h_dur0.unsqueeze(0))
@@ -380,12 +388,13 @@ class PolyDis(nn.Module):
         return mu_c, std_c, mu_t, std_t
 
     def forward(self, chords: torch.Tensor, pr_mat: torch.Tensor, grid: torch.Tensor,
-                sample: bool = True) -> dict[str, torch.Tensor]:
-        """Teacher-forced pass for the loss; see :func:`losses` for the returned keys."""
+                sample: bool = True, inputs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Teacher-forced pass for the loss; see :func:`losses` for the returned keys and
+        :meth:`PianoTreeDecoder.forward` for ``inputs`` (scheduled sampling)."""
         mu_c, std_c, mu_t, std_t = self.encode(chords, pr_mat)
         z_c = mu_c + std_c * torch.randn_like(std_c) if sample else mu_c
         z_t = mu_t + std_t * torch.randn_like(std_t) if sample else mu_t
-        pitch, dur, real = self.decoder(torch.cat([z_c, z_t], dim=-1), grid)
+        pitch, dur, real = self.decoder(torch.cat([z_c, z_t], dim=-1), grid, inputs)
         root, chroma, bass = self.chord_dec(z_c, chords)
         return {"mu_c": mu_c, "std_c": std_c, "mu_t": mu_t, "std_t": std_t, "pitch": pitch,
                 "dur": dur, "real": real, "root": root, "chroma": chroma, "bass": bass}
@@ -403,9 +412,10 @@ def kl_mean(mu: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
 
 
 def losses(out: dict[str, torch.Tensor], chords: torch.Tensor, grid: torch.Tensor,
-           beta: float = 0.1) -> dict[str, torch.Tensor]:
-    """Loss terms of one batch: ``pitch``, ``dur``, ``recon`` (= pitch + 0.5 dur), ``kl_chd``,
-    ``kl_txt``, ``chord`` (no-chord beats masked out) and ``loss`` (recon + beta KL + chord).
+           beta: float = 0.1, dur_weight: float = RECON_DUR_WEIGHT) -> dict[str, torch.Tensor]:
+    """Loss terms of one batch: ``pitch``, ``dur``, ``recon`` (= pitch + 0.5 dur, the reported
+    measure), ``kl_chd``, ``kl_txt``, ``chord`` (no-chord beats masked out) and ``loss``
+    (pitch + dur_weight * dur + beta KL + chord; with the default weight, recon + beta KL + chord).
 
     ``chords`` ``(B, 8, 36)``, ``grid`` ``(B, 32, S, 6)`` as passed to :meth:`PolyDis.forward`.
     """
@@ -426,8 +436,8 @@ def losses(out: dict[str, torch.Tensor], chords: torch.Tensor, grid: torch.Tenso
         chord = pitch.new_zeros(())
     kl_c = kl_mean(out["mu_c"], out["std_c"])
     kl_t = kl_mean(out["mu_t"], out["std_t"])
-    recon = pitch + 0.5 * dur
-    return {"loss": recon + beta * (kl_c + kl_t) + chord, "recon": recon, "pitch": pitch, "dur": dur,
+    recon = pitch + RECON_DUR_WEIGHT * dur
+    return {"loss": pitch + dur_weight * dur + beta * (kl_c + kl_t) + chord, "recon": recon, "pitch": pitch, "dur": dur,
             "kl_chd": kl_c, "kl_txt": kl_t, "chord": chord}
 
 

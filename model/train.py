@@ -1,8 +1,14 @@
 """``vis2mus-train``: train poly-dis on the prepared POP909 file, resumable at any batch.
 
-Recipe: teacher-forced vectorised training, Adam (lr 1e-3, multiplied by ``--lr-decay`` every batch,
-floor 1e-5), gradient clipping at global norm 1.0, constant beta 0.1 on KL means (what upstream
-effectively runs, spec §3.3), random transposition -6..+5 per example, song-level split from the file.
+Recipe: vectorised training, Adam with either the exponential schedule (lr multiplied by
+``--lr-decay`` every batch, floor 1e-5) or ``--schedule cosine`` (linear warm-up, cosine down to the
+floor at ``--total-steps``), gradient clipping at global norm 1.0, constant beta 0.1 on KL means (what
+upstream effectively runs, spec §3.3), random transposition -6..+5 per example, song-level split from
+the file. ``--dur-weight`` weights the duration loss in the trained objective (the reported recon
+keeps upstream's 0.5). ``--sched-sampling P`` mixes the model's own predictions into its inputs
+(``model.sampling``), ramped from 0 to ``P`` over ``--ss-ramp`` steps from ``--ss-start``. ``--bf16`` runs the passes
+under bfloat16 autocast (parameters and optimiser stay float32). ``--init WEIGHTS`` starts a new run
+from shipped weights and carries their card's training history forward.
 
 Outputs under ``--out``: ``last.pt`` (full state: model, optimiser, schedule, RNG, epoch and batch
 position; written atomically every ``--checkpoint-minutes``, at each epoch end and on SIGTERM or
@@ -19,6 +25,7 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import platform
 import signal
 import sys
@@ -31,7 +38,8 @@ from tqdm import tqdm
 
 from model.dataset import TRAIN, VALIDATION, Segments, epoch_plan
 from model.metrics import f1_from_counts, grids_to_notes, match_counts
-from model.polydis import CONFIGS, PolyDis, PolyDisConfig, card_path, count_params, losses
+from model.polydis import CONFIGS, PolyDis, PolyDisConfig, card_path, count_params, load_model, losses
+from model.sampling import mixed_inputs
 
 LOSS_KEYS = ("loss", "recon", "pitch", "dur", "kl_chd", "kl_txt", "chord")
 LR_MIN = 1e-5
@@ -42,20 +50,31 @@ class Trainer:
 
     def __init__(self, segments: Segments, cfg: PolyDisConfig, out: str | Path, batch_size: int = 64,
                  lr: float = 1e-3, lr_decay: float = 0.9999, beta: float = 0.1, seed: int = 0,
-                 greedy_segments: int = 256, config_name: str = "custom"):
+                 greedy_segments: int = 256, config_name: str = "custom", schedule: str = "exp",
+                 total_steps: int = 0, warmup: int = 0, dur_weight: float = 0.5,
+                 sched_sampling: float = 0.0, ss_ramp: int = 1, bf16: bool = False,
+                 init: str | None = None, ss_start: int = 0):
         self.segments = segments
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
+        if schedule == "cosine" and total_steps <= 0:
+            raise ValueError("--schedule cosine needs --total-steps")
         self.hparams = {"config_name": config_name, "batch_size": batch_size, "lr": lr,
                         "lr_decay": lr_decay, "lr_min": LR_MIN, "beta": beta, "seed": seed,
                         "grad_clip": 1.0, "greedy_segments": greedy_segments,
-                        "torch_threads": torch.get_num_threads()}
+                        "torch_threads": torch.get_num_threads(), "schedule": schedule,
+                        "total_steps": total_steps, "warmup": warmup, "dur_weight": dur_weight,
+                        "sched_sampling": sched_sampling, "ss_ramp": max(ss_ramp, 1), "ss_start": ss_start,
+                        "bf16": bf16,
+                        "init": init}
         torch.manual_seed(seed)
         self.model = PolyDis(cfg)
+        self.previous_sessions: list[dict] = []
+        if init:
+            self.model.load_state_dict(load_model(init).state_dict())
+            self.previous_sessions = sessions_of(json.loads(card_path(init).read_text()))
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
-        floor = LR_MIN / lr
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: max(lr_decay ** step, floor))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lr_factor)
         self.train_idx = segments.indices(TRAIN)
         self.val_idx = segments.indices(VALIDATION)
         if len(self.train_idx) == 0 or len(self.val_idx) == 0:
@@ -70,6 +89,22 @@ class Trainer:
         self.best = {"recon": math.inf, "greedy_f1": -1.0}
         self._plan: tuple = (-1, None, None)
 
+    def lr_factor(self, step: int) -> float:
+        """Learning rate at ``step`` as a multiple of ``lr`` (never below the floor)."""
+        h = self.hparams
+        floor = LR_MIN / h["lr"]
+        if h["schedule"] == "cosine":
+            if step < h["warmup"]:
+                return max((step + 1) / h["warmup"], floor)
+            progress = min((step - h["warmup"]) / max(h["total_steps"] - h["warmup"], 1), 1.0)
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+        return max(h["lr_decay"] ** step, floor)
+
+    def sampling_p(self) -> float:
+        """Scheduled-sampling probability at the current step (linear ramp to its maximum)."""
+        h = self.hparams
+        return h["sched_sampling"] * min(1.0, max(0.0, (self.step - h.get("ss_start", 0)) / h["ss_ramp"]))
+
     @property
     def batches_per_epoch(self) -> int:
         return math.ceil(len(self.train_idx) / self.hparams["batch_size"])
@@ -83,8 +118,16 @@ class Trainer:
         sel = slice(self.batch * bs, (self.batch + 1) * bs)
         batch = self.segments.batch(order[sel], shifts[sel])
         self.model.train()
-        out = self.model(batch["chords"], batch["pr_mat"], batch["grid"])
-        terms = losses(out, batch["chords"], batch["grid"], self.hparams["beta"])
+        p = self.sampling_p()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.hparams["bf16"]):
+            inputs = None
+            if p > 0:
+                with torch.no_grad():
+                    first = self.model(batch["chords"], batch["pr_mat"], batch["grid"])
+                inputs = mixed_inputs(first, batch["grid"], p)
+            out = self.model(batch["chords"], batch["pr_mat"], batch["grid"], inputs=inputs)
+        out = {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
+        terms = losses(out, batch["chords"], batch["grid"], self.hparams["beta"], self.hparams["dur_weight"])
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.hparams["grad_clip"])
@@ -169,7 +212,7 @@ class Trainer:
             os.replace(tmp, self.out / "epochs.csv")
         info = {"hparams": self.hparams, "config": self.model.cfg.to_dict(), "epochs": self.history,
                 "best": self.best, "steps": self.step, "wall_s": self.wall,
-                "data": self.segments.meta}
+                "data": self.segments.meta, "previous_sessions": self.previous_sessions}
         tmp = self.out / "history.json.tmp"
         tmp.write_text(json.dumps(info, indent=1))
         os.replace(tmp, self.out / "history.json")
@@ -180,24 +223,30 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
                 "epoch": self.epoch, "batch": self.batch, "step": self.step, "wall": self.wall,
                 "sums": self.sums, "count": self.count, "history": self.history, "best": self.best,
-                "hparams": self.hparams, "config": self.model.cfg.to_dict()}
+                "hparams": self.hparams, "config": self.model.cfg.to_dict(),
+                "previous_sessions": self.previous_sessions}
 
     def save(self, path: str | Path | None = None) -> Path:
         """Write the full state atomically (default ``OUT/last.pt``)."""
         path = Path(path) if path else self.out / "last.pt"
         _atomic_save(self.state(), path)
+        self.write_logs()
         return path
 
     def load(self, path: str | Path) -> None:
-        """Restore a state written by :meth:`save` (same config and hyper-parameters)."""
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        """Restore a state written by :meth:`save` (same config and hyper-parameters).
+
+        Loaded with ``weights_only=True``: a checkpoint holds tensors and plain values only, so a
+        crafted file cannot run code."""
+        state = load_checkpoint(path)
         if state["config"] != self.model.cfg.to_dict():
             raise ValueError(f"{path}: checkpoint config differs from --config")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
-        for key in ("epoch", "batch", "step", "wall", "sums", "count", "history", "best", "hparams"):
+        for key in ("epoch", "batch", "step", "wall", "sums", "count", "history", "best", "hparams",
+                    "previous_sessions"):
             setattr(self, key, state[key])
 
     def run(self, epochs: int, checkpoint_minutes: float = 10.0, max_minutes: float | None = None,
@@ -220,6 +269,8 @@ class Trainer:
                 now = time.monotonic()
                 if max_minutes is not None and now - started > 60 * max_minutes:
                     stop.append("time budget")
+                if self.hparams.get("total_steps") and self.step >= self.hparams["total_steps"]:
+                    stop.append("total steps reached")
                 if now - last_save > 60 * checkpoint_minutes:
                     self.save()
                     last_save = now
@@ -235,6 +286,25 @@ class Trainer:
                   flush=True)
 
 
+def load_checkpoint(path: str | Path) -> dict:
+    """A ``last.pt`` state, loaded without unpickling arbitrary objects (``weights_only=True``)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(f"{path}: not a plain checkpoint (refused to unpickle: "
+                         f"{str(exc).splitlines()[0]})") from exc
+
+
+def sessions_of(card: dict) -> list[dict]:
+    """The training sessions recorded in a model card (older cards: one session from ``training``)."""
+    if "sessions" in card:
+        return list(card["sessions"])
+    t = card.get("training", {})
+    return [{"steps": t.get("steps"), "examples": t.get("steps", 0) * t.get("batch_size", 0),
+             "wall_s": t.get("wall_s"), "hardware": t.get("hardware"), "recipe": {
+                 k: t.get(k) for k in ("lr", "lr_decay", "beta", "batch_size", "teacher_forcing")}}]
+
+
 def _atomic_save(obj, path: Path) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(obj, tmp)
@@ -247,7 +317,7 @@ def ship(run_dir: str | Path, weights: str | Path, which: str = "best_greedy") -
     run_dir = Path(run_dir)
     info = json.loads((run_dir / "history.json").read_text())
     if which == "last":
-        last = torch.load(run_dir / "last.pt", map_location="cpu", weights_only=False)
+        last = load_checkpoint(run_dir / "last.pt")
         state = last["model"]
         info.update(steps=last["step"], wall_s=last["wall"])
         position = {"epochs_completed": last["epoch"], "batches_into_next_epoch": last["batch"]}
@@ -271,12 +341,21 @@ def ship(run_dir: str | Path, weights: str | Path, which: str = "best_greedy") -
         "checkpoint_position": position,
         "training": {**info["hparams"], "steps": info["steps"], "epochs": len(info["epochs"]),
                      "wall_s": round(info["wall_s"], 1), "hardware": _hardware(),
-                     "torch": torch.__version__, "teacher_forcing": 1.0,
+                     "torch": torch.__version__,
+                     "teacher_forcing": 1.0 - info["hparams"].get("sched_sampling", 0.0),
                      "transposition": "uniform -6..+5 per example"},
+        "sessions": info.get("previous_sessions", []) + [{
+            "date": time.strftime("%Y-%m-%d"), "steps": info["steps"],
+            "examples": info["steps"] * info["hparams"]["batch_size"], "wall_s": round(info["wall_s"], 1),
+            "hardware": _hardware(), "init": info["hparams"].get("init"),
+            "recipe": {k: info["hparams"].get(k) for k in (
+                "lr", "schedule", "total_steps", "warmup", "lr_decay", "beta", "batch_size", "dur_weight",
+                "sched_sampling", "ss_start", "ss_ramp", "bf16", "torch_threads")}}],
         "data": {k: info["data"].get(k) for k in ("songs", "segments", "train_segments", "validation_segments",
                                                   "split_seed", "validation_songs")},
         "epochs": info["epochs"],
     }
+    card["examples_seen"] = sum(x.get("examples") or 0 for x in card["sessions"])
     card["sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
     card_path(weights).write_text(json.dumps(card, indent=1))
     return card
@@ -310,6 +389,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--greedy-segments", type=int, default=256, help="validation segments decoded greedily per epoch")
     parser.add_argument("--checkpoint-minutes", type=float, default=10.0)
     parser.add_argument("--max-minutes", type=float, default=None, help="stop (and save) after this much wall time")
+    parser.add_argument("--schedule", default="exp", choices=["exp", "cosine"])
+    parser.add_argument("--total-steps", type=int, default=0, help="length of the cosine schedule")
+    parser.add_argument("--warmup", type=int, default=0, help="warm-up steps of the cosine schedule")
+    parser.add_argument("--dur-weight", type=float, default=0.5, help="weight of the duration loss in training")
+    parser.add_argument("--sched-sampling", type=float, default=0.0, metavar="P",
+                        help="share of input notes replaced by the model's own predictions (maximum)")
+    parser.add_argument("--ss-ramp", type=int, default=1, help="steps over which that share ramps up from 0")
+    parser.add_argument("--ss-start", type=int, default=0, help="step at which the ramp starts")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the passes")
+    parser.add_argument("--init", metavar="WEIGHTS", help="start a new run from shipped weights (+ card history)")
     parser.add_argument("--ship", metavar="WEIGHTS", help="write WEIGHTS (.pt) + card (.json) from OUT and exit")
     parser.add_argument("--which", default="best_greedy", choices=["best_greedy", "best_recon", "last"],
                         help="checkpoint to ship")
@@ -324,12 +413,25 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError) as exc:
         print(f"vis2mus-train: {exc}", file=sys.stderr)
         return 2
-    trainer = Trainer(segments, CONFIGS[args.config], args.out, args.batch_size, args.lr, args.lr_decay,
-                      args.beta, args.seed, args.greedy_segments, args.config)
+    try:
+        trainer = Trainer(segments, CONFIGS[args.config], args.out, args.batch_size, args.lr, args.lr_decay,
+                          args.beta, args.seed, args.greedy_segments, args.config, args.schedule,
+                          args.total_steps, args.warmup, args.dur_weight, args.sched_sampling, args.ss_ramp,
+                          args.bf16, args.init, args.ss_start)
+    except (OSError, ValueError) as exc:
+        print(f"vis2mus-train: {exc}", file=sys.stderr)
+        return 2
     last = Path(args.out) / "last.pt"
     if args.resume and last.is_file():
-        trainer.load(last)
+        try:
+            trainer.load(last)
+        except (OSError, ValueError, RuntimeError) as exc:
+            print(f"vis2mus-train: {exc}", file=sys.stderr)
+            return 2
         print(f"resumed at epoch {trainer.epoch + 1} batch {trainer.batch} (step {trainer.step})", flush=True)
+        if args.total_steps and args.total_steps != trainer.hparams["total_steps"]:
+            print(f"schedule length {trainer.hparams['total_steps']} -> {args.total_steps} steps", flush=True)
+            trainer.hparams["total_steps"] = args.total_steps
     print(f"{count_params(trainer.model)} parameters, {len(trainer.train_idx)} train / {len(trainer.val_idx)} val "
           f"segments, {trainer.batches_per_epoch} batches per epoch", flush=True)
     stop: list = []

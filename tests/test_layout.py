@@ -7,17 +7,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRST_PARTY = ("live", "model", "export", "patches", "tests", "benchmarks", "tools")
-SHARED = {"live.checks", "live.logs"}
+SHARED = {"live.checks", "live.logs", "live.children"}
 ALLOWED = {
     "live.checks": set(),
     "live.logs": set(),
+    "live.children": set(),
     "live.music": {"live.checks"},
     "live.texture": {"live.music", "live.checks"},
     "live.inference": {"live.music", "live.checks"},
     "live.playback": {"live.music", "live.checks"},
-    "live.control": {"live.music", "live.texture", "live.checks"},
+    "live.control": {"live.music", "live.texture", "live.checks", "live.children"},
     "live.app": {"live.music", "live.texture", "live.inference", "live.playback", "live.control", "live.checks",
-                 "live.logs", "export"},
+                 "live.logs", "live.children", "export"},
     "live.offline": {"live.music", "live.texture", "live.inference", "live.checks", "live.logs", "export"},
     "model": {"live.music"},
     "export": {"live.inference", "live.music", "live.checks", "model"},

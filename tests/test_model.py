@@ -175,3 +175,118 @@ def test_shipped_weights_reconstruct_a_composed_fixture():
     counts = sum(match_counts(ref, est) for ref, est in zip(notes, decoded))
     # polydis-small (epoch 3 + 424 batches) scores 0.61 on this fixture
     assert f1_from_counts(counts) >= 0.55, counts
+
+
+def test_a_crafted_checkpoint_is_refused_not_run(tmp_path):
+    """A last.pt that pickles a callable must not execute it on --resume or --ship --which last."""
+    path = tmp_path / "syn.npz"
+    synthetic_file(str(path), n_songs=3, segments_per_song=4)
+    trainer = Trainer(Segments(str(path)), CONFIGS["tiny"], tmp_path / "run", batch_size=4, greedy_segments=2)
+    trainer.train_batch()
+    trainer.end_epoch()
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    state = trainer.state()
+    state["hparams"] = Payload()
+    torch.save(state, tmp_path / "run" / "last.pt")
+    with pytest.raises(ValueError, match="refused to unpickle"):
+        trainer.load(tmp_path / "run" / "last.pt")
+    with pytest.raises(ValueError, match="refused to unpickle"):
+        ship(tmp_path / "run", tmp_path / "w.pt", which="last")
+    assert not marker.exists()
+
+
+def test_plain_checkpoint_round_trips_with_weights_only(tmp_path):
+    path = tmp_path / "syn.npz"
+    synthetic_file(str(path), n_songs=4, segments_per_song=8)
+    segments = Segments(str(path))
+    kw = dict(batch_size=4, greedy_segments=2, schedule="cosine", total_steps=20, warmup=2,
+              sched_sampling=0.5, ss_ramp=2, bf16=True)
+    first = Trainer(segments, CONFIGS["tiny"], tmp_path / "a", **kw)
+    for _ in range(3):
+        first.train_batch()
+    first.save()
+    expected = first.train_batch()
+    second = Trainer(segments, CONFIGS["tiny"], tmp_path / "b", **kw)
+    second.load(tmp_path / "a" / "last.pt")
+    assert second.train_batch() == expected
+
+
+def test_cosine_schedule_warms_up_then_falls_to_the_floor(tmp_path):
+    path = tmp_path / "syn.npz"
+    synthetic_file(str(path), n_songs=3, segments_per_song=4)
+    trainer = Trainer(Segments(str(path)), CONFIGS["tiny"], tmp_path / "run", lr=1e-3, schedule="cosine",
+                      total_steps=100, warmup=10)
+    factors = [trainer.lr_factor(s) for s in range(0, 120)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(factors[10:], factors[11:]))
+    assert factors[100] == pytest.approx(1e-2) and factors[119] == pytest.approx(1e-2)
+    with pytest.raises(ValueError, match="total-steps"):
+        Trainer(Segments(str(path)), CONFIGS["tiny"], tmp_path / "r2", schedule="cosine")
+
+
+def test_scheduled_sampling_mixes_predictions_into_real_notes_only():
+    from model.sampling import mixed_inputs
+    notes, chords = composed_segments()
+    batch = batch_of(notes, chords)
+    torch.manual_seed(0)
+    model = PolyDis(CONFIGS["tiny"])
+    with torch.no_grad():
+        out = model(batch["chords"], batch["pr_mat"], batch["grid"], sample=False)
+    grid = batch["grid"]
+    none = mixed_inputs(out, grid, 0.0)
+    assert torch.equal(none, grid)
+    mixed = mixed_inputs(out, grid, 1.0)
+    real = out["real"]
+    # structure kept: SOS, EOS and PAD slots untouched, every real note now carries the predictions
+    assert torch.equal(mixed[:, :, 0], grid[:, :, 0])
+    assert torch.equal(mixed[:, :, 1:][~real], grid[:, :, 1:][~real])
+    pred = out["pitch"].argmax(-1)
+    expect = torch.where(pred < 128, pred, grid[:, :, 1:, 0])[real]
+    assert torch.equal(mixed[:, :, 1:, 0][real], expect)
+    assert torch.equal(mixed[:, :, 1:, 1:][real], out["dur"].argmax(-1))
+    # an untrained model predicts differently from the data, so the mix changes the inputs
+    assert not torch.equal(mixed, grid)
+    # the mixed grid drives the recurrent inputs but not the targets: same shapes, other logits
+    out2 = model(batch["chords"], batch["pr_mat"], grid, sample=False, inputs=mixed)
+    assert out2["pitch"].shape == out["pitch"].shape and torch.equal(out2["real"], real)
+    assert not torch.allclose(out2["pitch"], out["pitch"])
+
+
+def test_init_from_shipped_weights_carries_the_card_history(tmp_path):
+    path = tmp_path / "syn.npz"
+    synthetic_file(str(path), n_songs=3, segments_per_song=4)
+    segments = Segments(str(path))
+    first = Trainer(segments, CONFIGS["tiny"], tmp_path / "a", batch_size=4, greedy_segments=2)
+    first.train_batch()
+    first.end_epoch()
+    card1 = ship(tmp_path / "a", tmp_path / "w1.pt")
+    assert len(card1["sessions"]) == 1 and card1["examples_seen"] == first.step * 4
+    second = Trainer(segments, CONFIGS["tiny"], tmp_path / "b", batch_size=4, greedy_segments=2,
+                     init=str(tmp_path / "w1.pt"))
+    for a, b in zip(second.model.state_dict().values(), first.model.state_dict().values()):
+        assert torch.equal(a, b)
+    second.train_batch()
+    second.end_epoch()
+    card2 = ship(tmp_path / "b", tmp_path / "w2.pt")
+    assert [s["steps"] for s in card2["sessions"]] == [first.step, second.step]
+    assert card2["examples_seen"] == (first.step + second.step) * 4
+
+
+def test_resume_can_change_the_schedule_length(tmp_path, capsys):
+    from model.train import main
+    path = tmp_path / "syn.npz"
+    synthetic_file(str(path), n_songs=4, segments_per_song=8)
+    common = ["--data", str(path), "--out", str(tmp_path / "run"), "--config", "tiny", "--batch-size", "4",
+              "--greedy-segments", "2", "--threads", "1", "--schedule", "cosine", "--epochs", "5"]
+    assert main(common + ["--total-steps", "3"]) == 0
+    assert "total steps reached" in capsys.readouterr().out
+    assert main(common + ["--resume", "--total-steps", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "schedule length 3 -> 5 steps" in out and "total steps reached" in out
+    info = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert info["steps"] == 5 and info["hparams"]["total_steps"] == 5
