@@ -16,6 +16,7 @@ from live.playback.midiout import MidiOut
 from live.playback.recorder import Recorder
 from live.playback.scheduler import Scheduler
 from tests.support.jackrig import JackServer, Peer, jackd_available
+from tests.support.polling import wait_until
 
 pytestmark = [pytest.mark.jack,
               pytest.mark.skipif(not jackd_available(), reason="jackd not installed (apt-get install jackd2)")]
@@ -59,7 +60,7 @@ def test_stream_arrives_at_the_set_tempo_and_every_note_on_has_its_note_off(jack
     wait_steps(sch, 64 + 5)
     sch.shutdown()
     rec.close()
-    time.sleep(0.1)
+    assert wait_until(lambda: peer.held() == set(), 3), "the last note-offs reach the peer"
     ons = peer.note_ons()
     assert len(ons) >= 16
     times = np.array([t for t, *_ in ons])
@@ -87,9 +88,8 @@ def test_splice_lands_on_the_next_beat_and_cuts_sounding_notes(jack):
     assert splice % 4 == 0 and splice >= 34
     wait_steps(sch, splice + 9)
     sch.shutdown()
-    time.sleep(0.1)
+    assert wait_until(lambda: peer.held() == set(), 3), "shutdown closes every note"
     messages = peer.snapshot()
-    assert peer.held() == set()
     splice_time = clock.time_of(splice / 4)
     old_after = [m for t, m in messages if m[0] & 0xF0 == 0x90 and m[1] in (50, 52, 54) and t > splice_time + 0.003]
     new_before = [m for t, m in messages if m[0] & 0xF0 == 0x90 and m[1] in (72, 74) and t < splice_time - 0.003]
