@@ -32,8 +32,8 @@ from typing import Callable
 
 import numpy as np
 
-from live.music.notes import (ACCOMPANIMENT_CHANNEL, DURATION, MELODY_CHANNEL, ONSET, PITCH, STEPS, STEPS_PER_BAR,
-                              STEPS_PER_BEAT, VELOCITY, Segment)
+from live.music.notes import (ACCOMPANIMENT_CHANNEL, BEATS_PER_BAR, DURATION, MELODY_CHANNEL, ONSET, PITCH, STEPS,
+                              STEPS_PER_BAR, STEPS_PER_BEAT, VELOCITY, Segment)
 from live.playback.clock import MIDI_START, MIDI_STOP, MIDI_TICK, PPQN
 
 log = logging.getLogger(__name__)
@@ -269,7 +269,7 @@ class Scheduler:
             self._next_step = step + 1
         if step % STEPS_PER_BEAT == 0:
             beat = step // STEPS_PER_BEAT
-            self.beats.put((beat // 4, beat % 4))
+            self.beats.put((beat // BEATS_PER_BAR, beat % BEATS_PER_BAR))
 
     def _apply(self, install: _Install, step: int) -> None:
         if install.panic:
