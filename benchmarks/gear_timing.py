@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import rtmidi
 
-from benchmarks.jackrig import JackServer, Peer, connect, wait_for_port
+from tests.support.jackrig import JackServer, Peer, connect, wait_for_port
 from benchmarks.live_timing import ROOT, Server
 
 F_SHARP_MAJOR = {6, 10, 1}
@@ -236,7 +236,7 @@ def mode_link(args, work: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("JACK_DEFAULT_SERVER", None)
     done = subprocess.run(["unshare", "-n", "sh", "-c", setup, sys.executable, "tests/link_session.py",
-                           str(work / "link.log")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+                           str(work / "link.log"), str(args.period)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
         print(f"[link] not measured: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
         return

@@ -1,6 +1,7 @@
 """A Link session with two peers, run inside the network namespace that test_link.py creates.
 
-This process is the second Link peer and the MIDI peer: it starts a private JACK server, joins
+This process is the second Link peer and the MIDI peer: it starts a private JACK server (period
+from the second argument, 128 frames by default), joins
 Link at 100 BPM and plays, starts ``python run_live.py --link`` (the first peer), then
 1. measures the phase error of the server's note-ons at the JACK peer against the Link beat grid,
 2. changes the session tempo to 130 BPM and waits for the server's OSC state to follow,
@@ -26,7 +27,7 @@ from pythonosc.osc_message import OscMessage
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.jackrig import JackServer, Peer  # noqa: E402
+from tests.support.jackrig import JackServer, Peer  # noqa: E402
 from live.control.osc import encode  # noqa: E402
 
 
@@ -41,6 +42,7 @@ def until(condition, timeout: float) -> bool:
 
 def main() -> int:
     log_path = Path(sys.argv[1])
+    period = int(sys.argv[2]) if len(sys.argv) > 2 else 128
     result: dict[str, object] = {}
     session = link.Link(100.0)
     session.startStopSyncEnabled = True
@@ -53,7 +55,7 @@ def main() -> int:
     def beat_at(t: float) -> float:
         return session.captureAppSessionState().beatAtTime(int(t * 1e6 + offset_us), 4.0)
 
-    with JackServer(f"v2mlink{os.getpid()}"):
+    with JackServer(f"v2mlink{os.getpid()}", period=period):
         peer = Peer("peer")
         osc = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         osc.bind(("127.0.0.1", 0))

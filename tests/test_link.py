@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.jackrig import jackd_available
+from tests.support.jackrig import jackd_available
 
 ROOT = Path(__file__).resolve().parent.parent
 NETNS_SETUP = "ip link set lo up multicast on && ip route add 224.0.0.0/4 dev lo && exec \"$0\" \"$@\""
@@ -41,14 +41,18 @@ def link_reason() -> str | None:
 def test_two_link_peers_share_tempo_phase_and_start_stop(tmp_path):
     log = tmp_path / "server.log"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(["unshare", "-n", "sh", "-c", NETNS_SETUP, sys.executable, "tests/link_session.py", str(log)],
+    # 1024 frames: this test counts every note-off, which the no-realtime dummy driver can drop in
+    # xruns with short periods (benchmarks.gear_timing link measures the phase at 128 frames).
+    done = subprocess.run(["unshare", "-n", "sh", "-c", NETNS_SETUP, sys.executable, "tests/link_session.py", str(log),
+                           "1024"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     server_log = log.read_text() if log.exists() else ""
     assert done.returncode == 0, done.stderr[-3000:] + server_log[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["peers"] and result["notes"], (result, server_log[-3000:])
-    # In phase: notes off the Link grid would spread over the whole 150 ms step.
-    assert abs(result["phase_ms"]["median"]) < 15 and result["phase_ms"]["p99_abs_from_median"] < 15, result
+    # In phase: notes off the Link grid would spread over the whole 150 ms step; JACK delivers them
+    # at its 21 ms period boundaries.
+    assert abs(result["phase_ms"]["median"]) < 30 and result["phase_ms"]["p99_abs_from_median"] < 30, result
     assert result["server_follows_tempo"], (result, server_log[-3000:])
     assert result["silent_when_stopped"] and result["released_when_stopped"], result
     assert result["plays_again"], (result, server_log[-3000:])
