@@ -77,6 +77,8 @@ class MidiIn:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="midi-in", daemon=True)
         self._in = None
+        self._port_lock = threading.Lock()
+        self._lost = False
         self._api_id: int | None = None
         self._jack_stamp: tuple[int, int] | None = None
         self._misses = 0
@@ -111,7 +113,8 @@ class MidiIn:
             except Exception as exc:  # rtmidi backends raise SystemError/RtMidiError subclasses
                 errors.append(f"{rtmidi.get_api_name(api_id)}: {str(exc).strip()}")
                 continue
-            self._in = midi_in
+            with self._port_lock:
+                self._in = midi_in
             self._api_id = api_id
             self._jack_stamp = jack_server_stamp() if api_id == rtmidi.API_UNIX_JACK else None
             self.description = f"{rtmidi.get_api_name(api_id)} {where}"
@@ -126,7 +129,8 @@ class MidiIn:
         """Watchdog step (the server calls it twice a second): a JACK server that went away or a
         ``port`` missing from ``PEER_MISSES`` listings in a row closes the input; it is reopened
         when it can be. Held chord keys are forgotten with the port."""
-        midi_in = self._in
+        with self._port_lock:
+            midi_in = self._in
         if midi_in is None:
             if self.open(announce=False):
                 log.warning("MIDI input back: %s", self.description)
@@ -141,29 +145,34 @@ class MidiIn:
                 reason = f"port {self.port!r} gone"
         if reason is None:
             return
-        self._in, self._misses = None, 0
-        self._held.clear()
+        with self._port_lock:  # the input thread never reads a port being closed
+            self._in, self._misses, self._lost = None, 0, True
+            if reason != "JACK server gone":
+                try:
+                    midi_in.close_port()
+                    midi_in.delete()
+                except Exception:  # the backend is already broken
+                    pass
         self.description = f"lost ({reason})"
         log.warning("MIDI input lost: %s; retrying", reason)
-        if reason != "JACK server gone":
-            try:
-                midi_in.close_port()
-                midi_in.delete()
-            except Exception:  # the backend is already broken
-                pass
 
     def feed(self, message: list[int]) -> None:
         """Queue one raw message as if it had arrived on the port (taken before the port's)."""
         self._queue.append(message)
 
-    def _next(self) -> list[int] | None:
-        if self._queue:
-            return self._queue.popleft()
-        midi_in = self._in
-        if midi_in is None:
-            return None
-        event = midi_in.get_message()
-        return None if event is None else event[0]
+    def _drain(self) -> list[list[int]]:
+        """Up to ``DRAIN_MAX`` queued messages: fed ones first, then the port's."""
+        out: list[list[int]] = []
+        while self._queue and len(out) < DRAIN_MAX:
+            out.append(self._queue.popleft())
+        with self._port_lock:
+            midi_in = self._in
+            while midi_in is not None and len(out) < DRAIN_MAX:
+                event = midi_in.get_message()
+                if event is None:
+                    break
+                out.append(event[0])
+        return out
 
     def start(self) -> "MidiIn":
         self._thread.start()
@@ -174,13 +183,14 @@ class MidiIn:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=2.0)
-        midi_in, self._in = self._in, None
-        if midi_in is not None:
-            try:
-                midi_in.close_port()
-                midi_in.delete()
-            except Exception:  # a port of a dead server
-                pass
+        with self._port_lock:
+            midi_in, self._in = self._in, None
+            if midi_in is not None:
+                try:
+                    midi_in.close_port()
+                    midi_in.delete()
+                except Exception:  # a port of a dead server
+                    pass
 
     # Learn
 
@@ -231,12 +241,11 @@ class MidiIn:
         actions: list[tuple[str, list]] = []
         program: int | None = None
         chord_dirty = False
-        taken = 0
-        while taken < DRAIN_MAX:
-            message = self._next()
-            if message is None:
-                break
-            taken += 1
+        if self._lost:  # the port went away: its keys' note-offs will never come
+            self._held.clear()
+            self._lost = False
+        messages = self._drain()
+        for message in messages:
             kind = self._classify(message)
             if kind is None:
                 continue
@@ -247,7 +256,7 @@ class MidiIn:
                 program = message[1]
             elif kind in (NOTE_ON, NOTE_OFF):
                 chord_dirty |= self._note(kind, channel, message)
-        self.received += taken
+        self.received += len(messages)
         for control, (binding, value) in values.items():
             self._apply(control, midimap.value_of(binding, value, len(self.params.anchors)))
         for control, args in actions:
