@@ -157,9 +157,16 @@ class Server:
             self.osc.close()
 
     def kill(self) -> None:
+        """End the server if a test left it running: SIGTERM first, so that its JACK clients close
+        and the JACK server can shut down cleanly (a JACK server killed hard keeps its slot in the
+        machine-wide JACK registry, which has room for eight)."""
         if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
         self._log.close()
         self.osc.close()
 
