@@ -57,8 +57,8 @@ class JackServer:
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
+            try:  # a jackd killed hard keeps its slot in the machine-wide JACK registry (eight slots)
+                self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
