@@ -28,7 +28,7 @@ from live.music.notes import empty_notes
 from live.playback.clock import Clock, ExternalClock
 from live.playback.midiout import MidiOut
 from live.playback.recorder import Recorder
-from live.playback.scheduler import LATE_S, Regenerator, Scheduler, Section, follow_velocities
+from live.playback.scheduler import LATE_S, VERY_LATE_S, Regenerator, Scheduler, Section, follow_velocities
 
 GIL_SWITCH_S = 0.0005
 TICK_S = 0.05
@@ -236,7 +236,7 @@ class Performance:
         n_segments, sections = self.renderer(state, list(range(self.renderer.count(state))))
         self.first_render_ms = (time.perf_counter() - t0) * 1000.0
         self.record_path = Path(settings.record) if settings.record and not settings.no_record else None
-        self.recorder = Recorder(self.record_path, bpm=state.tempo) if self.record_path else None
+        self.recorder = self._make_recorder(state.tempo)
         self.midi = MidiOut(api=settings.midi_api, port=settings.midi_port, name=settings.midi_name,
                             recorder=self.recorder, log=log)
         self.clock = Clock(state.tempo)
@@ -273,6 +273,16 @@ class Performance:
         except Exception as exc:  # reported, the anchors still play
             log(f"warm-up render failed: {exc}")
         return (time.perf_counter() - t0) * 1000.0
+
+    def _make_recorder(self, bpm: float) -> Recorder | None:
+        if self.record_path is None:
+            return None
+        try:
+            return Recorder(self.record_path, bpm=bpm)
+        except OSError as exc:
+            log(f"recording off: cannot write {self.record_path}: {exc.strerror or exc}")
+            self.record_path = None
+            return None
 
     def _make_osc(self):
         from live.control.osc import OscServer
@@ -383,7 +393,7 @@ class Performance:
                     if self.osc is not None:
                         self.osc.send_beat(bar, beat)
                     if bar != last_bar and self.recorder is not None:
-                        self.recorder.flush()
+                        self.recorder.flush_due()
                     last_bar = bar
                 if time.monotonic() >= next_check:
                     self.midi.check()
@@ -410,8 +420,14 @@ class Performance:
         self.midi.close()
         if self.recorder is not None:
             self.recorder.close()
-            log(f"recording closed: {self.record_path} ({self.recorder.events} events)")
+            if self.recorder.failed:
+                log(f"recording closed: {self.record_path} keeps its last good save ({self.recorder.failed}; "
+                    f"{self.recorder.events} events played)")
+            else:
+                log(f"recording closed: {self.record_path} ({self.recorder.events} events)")
         log(self.summary())
+        if self.osc is not None:
+            log(self.osc.summary())
 
     def summary(self) -> str:
         """One line of timing figures for the whole run."""
@@ -420,7 +436,8 @@ class Performance:
         if len(lateness) == 0:
             return "played no steps"
         p50, p99, worst = np.percentile(lateness, [50, 99, 100])
-        return (f"played {sch.steps} steps, late {sch.late} (>{LATE_S * 1000:g} ms); send lateness ms "
+        return (f"played {sch.steps} steps, late {sch.late} (>{LATE_S * 1000:g} ms), {sch.very_late} over "
+                f"{VERY_LATE_S * 1000:g} ms; send lateness ms "
                 f"p50 {p50:.3f} p99 {p99:.3f} max {worst:.3f} (step {sch.worst[1]}); renders {regen.renders}, "
                 f"failed {regen.errors}, last {regen.last_ms:.0f} ms; send priority {sch.priority}")
 

@@ -177,6 +177,13 @@ class OscServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def summary(self) -> str:
+        """One line of input counters for the end of a run."""
+        s = self.stats
+        return (f"OSC: {s.packets} packets, {s.messages} messages, {s.applied} applied, {s.coalesced} coalesced, "
+                f"rate-limited {s.rate_limited} ({s.dropped} dropped), malformed {s.malformed}, "
+                f"oversized {s.oversized}, refused {s.rejected}, senders {len(self.senders)}")
+
     def send_beat(self, bar: int, beat: int) -> None:
         """Send ``/vis2mus/beat bar beat`` to every peer (called by the server at each beat)."""
         data = encode(f"{P}/beat", int(bar), int(beat))

@@ -9,7 +9,10 @@ with an accompaniment and a melody note list ``(N, 4)`` (onsets 0..31).
   step's note-ons, and (with ``clock_out``) 24 ppqn MIDI clock. It never waits on inference.
 - ``Regenerator`` owns the **inference worker**. When a control changes it renders the segment
   playing at the expected splice and the next one, hands them to ``Scheduler.install`` (they land
-  at the next quantum boundary: beat, bar or segment), then renders the rest of the loop.
+  at the next quantum boundary: beat, bar or segment), then renders the rest of the loop. A render
+  starts as late as it can and still reach that boundary (the slowest recent render times
+  ``RENDER_SAFETY`` plus ``RENDER_MARGIN_S`` before it), taking the newest state then: a fader
+  flood costs one render per boundary, not one render after another.
 
 At a splice every sounding note ends at the boundary step, before that step's note-ons, so there
 is no gap, no doubled key and no note left hanging. A note is never longer than ``max_note_steps``.
@@ -43,8 +46,12 @@ ACCOMPANIMENT_CHANNEL = 1
 SPIN_S = 0.0012
 MAX_SLEEP_S = 0.01
 LATE_S = 0.002
+VERY_LATE_S = 0.010
 SKIP_S = 0.5
 RT_PRIORITY = 10
+RENDER_SAFETY = 1.5
+RENDER_MARGIN_S = 0.03
+RECENT_RENDERS = 8
 
 
 @dataclass(frozen=True)
@@ -91,7 +98,7 @@ class Scheduler:
     ``midi`` is a ``live.playback.midiout.MidiOut``, ``recorder`` a ``live.playback.recorder.Recorder`` or ``None``.
     ``material`` is the initial loop (list of ``Section``). ``stats`` holds the timing figures:
     ``lateness`` (seconds after each step deadline, the last 10 000), ``late`` (count over
-    ``LATE_S``), ``worst`` ``(seconds, step)``, ``steps``. ``beats`` is a queue of ``(bar, beat)`` put at every beat.
+    ``LATE_S``), ``very_late`` (over ``VERY_LATE_S``), ``worst`` ``(seconds, step)``, ``steps``. ``beats`` is a queue of ``(bar, beat)`` put at every beat.
     """
 
     def __init__(self, clock, midi, material: list[Section], recorder=None, quantum: str = "beat",
@@ -110,6 +117,7 @@ class Scheduler:
         self.beats: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
         self.lateness: deque[float] = deque(maxlen=10_000)
         self.late = 0
+        self.very_late = 0
         self.worst = (0.0, -1)
         self.steps = 0
         self._material = list(material)
@@ -234,6 +242,7 @@ class Scheduler:
                         self._next_step = tick // TICKS_PER_STEP + 1
                 self.lateness.append(late)
                 self.late += late > LATE_S
+                self.very_late += late > VERY_LATE_S
                 if late > self.worst[0]:
                     self.worst = (late, tick // TICKS_PER_STEP)
                 self.steps += 1
@@ -332,6 +341,8 @@ class Regenerator:
         self._panic_key = panic_key
         self._log = log or (lambda line: print(f"vis2mus: {line}", file=sys.stderr, flush=True))
         self._wake = threading.Event()
+        self._halt = threading.Event()
+        self._recent: deque[float] = deque(maxlen=RECENT_RENDERS)
         self._state = None
         self._lock = threading.Lock()
         self._running = False
@@ -348,11 +359,13 @@ class Regenerator:
 
     def start(self, state) -> None:
         self._running = True
+        self._halt.clear()
         self._thread = threading.Thread(target=self._run, args=(state,), name="vis2mus-infer", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._running = False
+        self._halt.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5.0)
@@ -364,22 +377,48 @@ class Regenerator:
             self._wake.clear()
         return state
 
+    def _pending(self):
+        with self._lock:
+            return self._state
+
     def _run(self, played) -> None:
         rest: list[int] = []
         rest_state = None
         while self._running:
             if not rest:
                 self._wake.wait()
-            state = self._take()
             if not self._running:
                 return
-            if state is not None and self._key(state) != self._key(played):
+            pending = self._pending()
+            if pending is not None and self._key(pending) != self._key(played):
+                # Coalesce: wait until the render must start to reach the boundary it would reach
+                # if started now; every change until then is folded into this one render.
+                self._halt.wait(max(0.0, self._start_by() - time.perf_counter()))
+                state = self._take()
+                if not self._running:
+                    return
+                if state is None or self._key(state) == self._key(played):
+                    continue
                 rest, rest_state = self._first(state, played), state
                 played = state
                 continue
+            self._take()
             if rest and rest_state is not None:
                 index = rest.pop(0)
                 self._safe_render(rest_state, [index], panic=False)
+
+    def _budget_s(self) -> float:
+        """Time to allow for a first render: the slowest of the recent ones, with a margin."""
+        slowest = max(self._recent, default=self.last_ms / 1000.0)
+        return slowest * RENDER_SAFETY + RENDER_MARGIN_S
+
+    def _start_by(self) -> float:
+        """The latest ``perf_counter`` time a render may start and still land at the quantum
+        boundary a render started now would land at (now, when the clock is stopped)."""
+        sch = self.scheduler
+        boundary = next_boundary(self._expected_step(), sch.quantum)
+        at = sch.clock.time_of(boundary / STEPS_PER_BEAT)
+        return at - self._budget_s() if math.isfinite(at) else 0.0
 
     def _expected_step(self) -> int:
         """Where the playback will be once a render of the last measured length is done."""
@@ -403,6 +442,7 @@ class Regenerator:
         if not self._safe_render(state, first, panic=panic):
             return []
         self.last_ms = (time.perf_counter() - t0) * 1000.0
+        self._recent.append(self.last_ms / 1000.0)
         return [i for i in range(n_segments) if i not in first]
 
     def _safe_render(self, state, indices: list[int], panic: bool) -> bool:

@@ -1,0 +1,167 @@
+"""live.playback.recorder against real I/O failures: a full tmpfs, a read-only remount, a vanished folder."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import mido
+import pytest
+
+from live.playback import recorder as recorder_module
+from live.playback.recorder import TICKS_PER_BEAT, Recorder
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@contextlib.contextmanager
+def small_tmpfs(size: str = "64k"):
+    """A private tmpfs of ``size`` (needs root; the test is skipped otherwise)."""
+    where = Path("/tmp") / f"v2m-tmpfs-{uuid.uuid4().hex[:8]}"
+    where.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        where.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()}); needs root")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+        where.rmdir()
+
+
+def fill(folder: Path) -> Path:
+    """Fill the file system of ``folder`` to the last byte."""
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        for block in (4096, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, b"\0" * block)
+    finally:
+        os.close(fd)
+    return filler
+
+
+def play_bar(rec: Recorder, bar: int, notes: int = 8) -> None:
+    for i in range(notes):
+        rec.position = bar * 4 + i * 0.5
+        rec.event([0x91, 60 + i % 12, 90])
+        rec.event([0x81, 60 + i % 12, 0])
+
+
+def note_ons(path: Path) -> int:
+    return sum(m.type == "note_on" for m in mido.MidiFile(path).tracks[0])
+
+
+def test_the_file_is_written_by_mido_and_replaced_atomically(tmp_path):
+    path = tmp_path / "take.mid"
+    rec = Recorder(path, bpm=90)
+    play_bar(rec, 0)
+    rec.flush()
+    first = mido.MidiFile(path)
+    assert first.type == 0 and first.ticks_per_beat == TICKS_PER_BEAT
+    assert note_ons(path) == 8
+    inode = path.stat().st_ino
+    play_bar(rec, 1)
+    rec.close()
+    assert note_ons(path) == 16 and path.stat().st_ino != inode, "a new file renamed over the old one"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["take.mid"]
+
+
+def test_disk_full_stops_once_keeps_the_last_good_file_and_resumes(caplog):
+    clock = FakeClock()
+    with small_tmpfs() as disk, caplog.at_level(logging.WARNING, logger="live.playback.recorder"):
+        path = disk / "take.mid"
+        rec = Recorder(path, clock=clock)
+        play_bar(rec, 0)
+        rec.flush()
+        good = path.read_bytes()
+        filler = fill(disk)
+        for bar in range(1, 40):
+            play_bar(rec, bar, notes=64)
+            clock.now += 2.0
+            rec.flush_due()
+        assert rec.failed == "disk full"
+        assert path.read_bytes() == good, "the file keeps its last good flush"
+        assert sorted(p.name for p in disk.iterdir()) == ["filler", "take.mid"], "no .part left"
+        stopped = [r.getMessage() for r in caplog.records if "recording stopped" in r.getMessage()]
+        assert len(stopped) == 1 and "disk full" in stopped[0] and str(path) in stopped[0]
+        filler.unlink()
+        clock.now += recorder_module.RETRY_MAX_S
+        rec.flush_due()
+        assert rec.failed is None
+        assert any("recording resumed" in r.getMessage() for r in caplog.records)
+        assert note_ons(path) == 8 + 39 * 64, "nothing played while the disk was full is lost"
+        rec.close()
+
+
+def test_back_off_doubles_between_retries(tmp_path):
+    clock = FakeClock()
+    with small_tmpfs() as disk:
+        rec = Recorder(disk / "take.mid", clock=clock)
+        fill(disk)
+        attempts = []
+        real_write = rec._write
+
+        def counting_write():
+            attempts.append(clock.now)
+            real_write()
+
+        rec._write = counting_write
+        play_bar(rec, 0, notes=2000)
+        for _ in range(200):
+            clock.now += 0.5
+            rec.flush_due()
+        gaps = [b - a for a, b in zip(attempts, attempts[1:])]
+        assert gaps[:4] == [1.0, 2.0, 4.0, 8.0] and max(gaps) <= recorder_module.RETRY_MAX_S
+        rec.close()
+
+
+def test_read_only_remount_is_one_line_and_recording_resumes_after(caplog):
+    clock = FakeClock()
+    with small_tmpfs("256k") as disk, caplog.at_level(logging.WARNING, logger="live.playback.recorder"):
+        path = disk / "take.mid"
+        rec = Recorder(path, clock=clock)
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        play_bar(rec, 0)
+        rec.flush()
+        assert rec.failed == "file system is read-only"
+        subprocess.run(["mount", "-o", "remount,rw", str(disk)], check=True)
+        clock.now += recorder_module.RETRY_S
+        rec.flush()
+        assert rec.failed is None and note_ons(path) == 8
+        rec.close()
+
+
+def test_vanished_folder_is_recreated_on_retry(tmp_path, caplog):
+    clock = FakeClock()
+    folder = tmp_path / "takes"
+    path = folder / "take.mid"
+    with caplog.at_level(logging.WARNING, logger="live.playback.recorder"):
+        rec = Recorder(path, clock=clock)
+        shutil.rmtree(folder)
+        play_bar(rec, 0)
+        rec.flush()
+        assert rec.failed == "folder vanished"
+        assert [r.getMessage() for r in caplog.records if "stopped" in r.getMessage()][0].startswith(
+            "recording stopped: folder vanished")
+        clock.now += recorder_module.RETRY_S
+        play_bar(rec, 1)
+        rec.flush()
+        assert rec.failed is None and note_ons(path) == 16
+        assert os.listdir(folder) == ["take.mid"]
+        rec.close()
