@@ -45,7 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 POISON = b"#bundle\x00" + struct.pack(">Qi", 1, -4)
 ZERO = b"#bundle\x00" + struct.pack(">Q", 1) + bytes(4080)
 UNKNOWN = b"/vis2mus/brightness\x00,Z\x00\x00"
-SUMMARY = re.compile(r"played (\d+) steps, late (\d+)(?: \(>[\d.]+ ms\))?(?:, (\d+) over 10 ms)?.*max ([\d.]+) \(step")
+SUMMARY = re.compile(r"played (\d+) steps, late (\d+)(?: \(>[\d.]+ ms\))?(?:, (\d+) over 10 ms)?.*max ([\d.]+) "
+                     r"\(step -?\d+\); renders (\d+)")
 OSC_LINE = re.compile(r"OSC: (\d+) packets.*?rate-limited (\d+)")
 
 
@@ -131,7 +132,8 @@ def summary(text: str) -> dict:
     for line in text.splitlines():
         found = SUMMARY.search(line)
         if found:
-            out.update(steps=int(found[1]), late=int(found[2]), over10=int(found[3] or -1), max=float(found[4]))
+            out.update(steps=int(found[1]), late=int(found[2]), over10=int(found[3] or -1), max=float(found[4]),
+                       renders=int(found[5]))
         found = OSC_LINE.search(line)
         if found:
             out.update(packets=int(found[1]), limited=int(found[2]))
@@ -246,9 +248,10 @@ def case_evasion(srv: Server, sock: socket.socket) -> None:
         "rate-limited count in the OSC summary line below")
 
 
-def case_flood(srv: Server, sock: socket.socket, duration: float) -> dict:
-    floods = [spawn_flood("valid", srv.osc_port, duration, 10), spawn_flood("hostile", srv.osc_port, duration, 11),
-              spawn_flood("hostile", srv.osc_port, duration, 12)]
+def case_flood(srv: Server, sock: socket.socket, duration: float, hostile: bool = True) -> dict:
+    floods = [spawn_flood("valid", srv.osc_port, duration, 10)]
+    if hostile:
+        floods += [spawn_flood("hostile", srv.osc_port, duration, 11), spawn_flood("hostile", srv.osc_port, duration, 12)]
     waits = []
     t_end = time.monotonic() + duration
     while time.monotonic() < t_end:
@@ -280,7 +283,9 @@ def run_server_cases(args, work: Path) -> None:
             case_unknown(srv, sock)
         if "evasion" in cases:
             case_evasion(srv, sock)
-        flood = case_flood(srv, sock, args.duration) if "flood" in cases else None
+        flood = None
+        if "flood" in cases or "valid" in cases:
+            flood = case_flood(srv, sock, args.duration, hostile="flood" in cases)
         alive = srv.proc.poll() is None
         code = srv.stop()
         time.sleep(1.0)
@@ -288,13 +293,15 @@ def run_server_cases(args, work: Path) -> None:
         figures = summary(srv.text())
         ons, offs = recorded_balance(srv.record)
         if flood is not None:
-            row(f"hostile + valid floods for {args.duration:g} s (valid at 1-5 kHz)",
+            kind = "hostile + valid floods" if "flood" in cases else "valid fader floods only"
+            row(f"{kind} for {args.duration:g} s (valid at 1-5 kHz)",
                 f"{figures.get('over10', '?')} steps later than 10 ms of {figures.get('steps', '?')} "
-                f"({figures.get('late', '?')} over 2 ms, worst {figures.get('max', float('nan')):.1f} ms); "
+                f"({figures.get('late', '?')} over 2 ms, worst {figures.get('max', float('nan')):.1f} ms, "
+                f"{figures.get('renders', '?')} renders); "
                 f"state answered {flood['answered']} of {flood['probes']} (p50 {flood['p50']:.1f}, "
                 f"max {flood['max']:.1f} ms)")
         row("server after the cases", f"{'alive' if alive else 'DEAD'}, exit {code}, {len(held)} notes left "
-            f"sounding at the peer, recording {ons} note-ons / {offs} note-offs; OSC packets {figures.get('packets', '?')}, rate-limited {figures.get('limited', '?')}; "
+            f"sounding at the peer (it got {len(peer.note_ons())} note-ons), recording {ons} note-ons / {offs} note-offs; OSC packets {figures.get('packets', '?')}, rate-limited {figures.get('limited', '?')}; "
             f"log {srv.log.stat().st_size} B")
         if args.verbose:
             print(srv.text()[-4000:])
@@ -317,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     args.cases = set(args.cases.split(","))
     print("| case | measured |\n|---|---|", flush=True)
     with tempfile.TemporaryDirectory() as tmp, JackServer(f"v2mfuzz{os.getpid()}", period=1024):
-        if args.cases & {"poison", "zero", "unknown", "evasion", "flood"}:
+        if args.cases & {"poison", "zero", "unknown", "evasion", "flood", "valid"}:
             run_server_cases(args, Path(tmp))
     return 0
 

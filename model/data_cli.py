@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 from live.music.chords import NO_CHORD, recognize_chords, root_quality, row_to_label
 from live.music.midifile import STEPS_PER_BEAT, MidiFormatError, read_midi
@@ -33,10 +34,26 @@ def progress(items: list, label: str = "songs"):
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    out = Path(args.out)
+    if out.is_dir():
+        print(f"error: --out {out} is a folder; give the file to write, e.g. {out / 'pop909.npz'}", file=sys.stderr)
+        return 2
+    partial = out.with_name(out.name + ".part")
+    try:  # before the work: a folder that cannot be made or written is refused up front
+        out.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(partial, "wb")
+    except OSError as exc:
+        print(f"error: cannot write --out {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     start = time.monotonic()
-    meta = prepare(args.pop909, args.out, seed=args.seed, progress=progress,
-                   warn=lambda line: print(f"\nwarning: {line}", file=sys.stderr))
+    try:
+        with handle:  # numpy writes a file object as it is, without adding ".npz" to the name
+            meta = prepare(args.pop909, handle, seed=args.seed, progress=progress,
+                           warn=lambda line: print(f"\nwarning: {line}", file=sys.stderr))
+        os.replace(partial, out)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     elapsed = time.monotonic() - start
     notes = meta["notes"]
     print(f"songs: {meta['songs']} ({len(meta['skipped_songs'])} skipped)")
