@@ -446,3 +446,23 @@ def test_a_killed_render_process_is_restarted_and_the_change_still_lands(tmp_pat
     assert "failed 0" in summary and "renders 0," not in summary, summary
     ons, offs = recorded_notes(srv.record)
     assert ons > 0 and offs >= ons
+
+
+def test_sigkill_leaves_a_valid_file_and_panic_silences_the_peer(jack_calm, server_factory):
+    peer = Peer("peer")
+    srv = server_factory("--midi-port", peer.port, "--bpm", "200", "--max-note", "16")
+    wait_for_notes(peer, 12)
+    srv.proc.send_signal(signal.SIGKILL)
+    srv.proc.wait(timeout=10)
+    ons, offs = recorded_notes(srv.record)  # the last flush: a valid file
+    assert ons > 0
+    for args in (["--midi-port", peer.port], []):  # the named port, then every input port
+        done = subprocess.run([sys.executable, "run_live.py", "--panic", "--midi-api", "jack", *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert any(f"panic sent to '{peer.port}'" in line for line in lines), done.stderr
+        assert released(peer), peer.held()
+    cc123 = {m[0] & 15 for _, m in peer.snapshot() if len(m) == 3 and m[0] & 0xF0 == 0xB0 and m[1] == 123}
+    assert cc123 == set(range(16))
+    peer.close()

@@ -220,6 +220,9 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", metavar="FILE.toml", help="read options and [presets.N] from a TOML file")
     p.add_argument("--print-config", action="store_true", help="print the effective settings as TOML and exit")
+    p.add_argument("--panic", action="store_true",
+                   help="send note-offs, CC 120 and CC 123 on all channels to --midi-port (or every MIDI input "
+                        "port) and exit: for notes left sounding by a server that was killed")
     for option in OPTIONS:
         flag = "--" + option.name.replace("_", "-")
         if option.flag:
@@ -301,6 +304,7 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
     given = vars(parser().parse_args(argv))
     config = given.pop("config", None)
     given.pop("print_config", None)
+    given.pop("panic", None)
     values, presets = read_toml(config) if config else ({}, {})
     cli = {name: _parsed(name, value, "--" + name.replace("_", "-")) for name, value in given.items()}
     if any(name in cli for name in CAMERA_OPTIONS):

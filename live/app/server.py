@@ -442,11 +442,27 @@ class Performance:
                 f"failed {regen.errors}, last {regen.last_ms:.0f} ms; send priority {sch.priority}")
 
 
+def panic_main(settings) -> int:
+    """``vis2mus-live --panic``: one line per port reached (``live.playback.panic``); 1 if none."""
+    from live.playback.panic import panic
+
+    reached, problems = panic(settings.midi_api, settings.midi_port, settings.midi_name)
+    for port in reached:
+        log(f"panic sent to {port!r}: note-offs, CC 120, CC 123 on all 16 channels")
+    if not reached:
+        log(f"panic reached no MIDI port ({'; '.join(problems) or 'no input ports listed'})")
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: parse the options (``live.app.config``), run until SIGINT/SIGTERM, exit 0."""
     from live.app.config import load_settings
 
-    settings = load_settings(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--panic" in args:
+        return panic_main(load_settings([a for a in args if a != "--panic"]))
+    settings = load_settings(args)
     sys.setswitchinterval(GIL_SWITCH_S)
     try:
         performance = Performance(settings)
