@@ -289,7 +289,7 @@ def run_server_cases(args, work: Path) -> None:
         alive = srv.proc.poll() is None
         code = srv.stop()
         time.sleep(1.0)
-        held = peer.held()
+        held, sounding = peer.held(), peer.sounding()
         figures = summary(srv.text())
         ons, offs = recorded_balance(srv.record)
         if flood is not None:
@@ -300,8 +300,8 @@ def run_server_cases(args, work: Path) -> None:
                 f"{figures.get('renders', '?')} renders); "
                 f"state answered {flood['answered']} of {flood['probes']} (p50 {flood['p50']:.1f}, "
                 f"max {flood['max']:.1f} ms)")
-        row("server after the cases", f"{'alive' if alive else 'DEAD'}, exit {code}, {len(held)} notes left "
-            f"sounding at the peer (it got {len(peer.note_ons())} note-ons), recording {ons} note-ons / {offs} note-offs; OSC packets {figures.get('packets', '?')}, rate-limited {figures.get('limited', '?')}; "
+        row("server after the cases", f"{'alive' if alive else 'DEAD'}, exit {code}; at the peer {len(sounding)} "
+            f"notes left sounding ({len(held)} without a note-off, CC 123 after them), recording {ons} note-ons / {offs} note-offs; OSC packets {figures.get('packets', '?')}, rate-limited {figures.get('limited', '?')}; "
             f"log {srv.log.stat().st_size} B")
         if args.verbose:
             print(srv.text()[-4000:])

@@ -34,7 +34,7 @@ from live.control import oscspace
 from live.control.oscdispatch import OscInputError, address_of, coerce, handlers
 from live.control.oscflow import (COALESCED_NAMES, ERRORS_PER_S, MESSAGES_PER_S, Batch, Peer, RejectLog,
                                   Sender, SenderTable)
-from live.control.oscwire import WireError, decode
+from live.control.oscwire import BUNDLE_TAG, WireError, decode
 from live.control.params import Params, State
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,8 @@ RECEIVE_BUFFER = 1 << 18
 
 P = oscspace.PREFIX
 COALESCED = frozenset(f"{P}/{name}" for name in COALESCED_NAMES)
+DEFERRABLE = frozenset([a.path.encode() for a in oscspace.CONTROLS] + [BUNDLE_TAG.rstrip(b"\x00")])
+"""What a rate-limited packet may be kept for later under: a control address or a bundle."""
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "MAX_PACKET", "OscInputError", "OscServer", "OscStats", "coerce",
            "encode", "parse_host_port", "state_messages"]
@@ -252,7 +254,7 @@ class OscServer:
             self._parse(*earlier, book, batch)
         if book.deferred or not book.spend(now):
             self.stats.rate_limited += 1
-            if not book.defer(data, reply_to):
+            if not book.defer(data, reply_to, DEFERRABLE):
                 self.stats.dropped += 1
             self._error(book, reply_to, f"rate limit of {MESSAGES_PER_S:g} packets/s exceeded: "
                                         "packets dropped, the latest one per address kept for later")

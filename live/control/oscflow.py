@@ -6,8 +6,9 @@
   active senders, newcomers share one overflow budget, so memory stays bounded and no active
   sender's budget is reset.
 - A ``Sender`` holds a token bucket of ``MESSAGES_PER_S`` packets a second, the latest packet it
-  sent over budget per address (taken when the budget refills, so a flood ends on its last value
-  and a ``/vis2mus/state`` probe is not lost behind a fader flood) and its error-reply budget.
+  sent over budget per known address (taken when the budget refills, so a flood ends on its last
+  value and a ``/vis2mus/state`` probe is not lost behind a fader flood or junk) and its
+  error-reply budget.
 - ``Batch``: accepted messages in arrival order, a later value of a coalesced setter replacing the
   earlier one.
 - ``RejectLog``: rejections counted by kind, at most one summary log line per ``LOG_EVERY_S``.
@@ -20,7 +21,7 @@ import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Container
 
 log = logging.getLogger("live.control.osc")
 
@@ -61,9 +62,12 @@ class Sender:
         self.tokens -= 1.0
         return True
 
-    def defer(self, data: bytes, reply_to: Peer) -> bool:
-        """Keep ``data`` for later, replacing an earlier packet to the same address; False when full."""
+    def defer(self, data: bytes, reply_to: Peer, known: Container[bytes] | None = None) -> bool:
+        """Keep ``data`` for later, replacing an earlier packet to the same address; False (dropped)
+        when the table is full or the address is not in ``known`` (junk never takes a slot)."""
         key = packet_key(data)
+        if known is not None and key not in known:
+            return False
         if key not in self.deferred and len(self.deferred) >= MAX_DEFERRED:
             return False
         self.deferred[key] = (data, reply_to)
