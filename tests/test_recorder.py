@@ -42,6 +42,14 @@ def small_tmpfs(size: str = "64k"):
         where.rmdir()
 
 
+def free_udp_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def fill(folder: Path) -> Path:
     """Fill the file system of ``folder`` to the last byte."""
     filler = folder / "filler"
@@ -165,3 +173,51 @@ def test_vanished_folder_is_recreated_on_retry(tmp_path, caplog):
         assert rec.failed is None and note_ons(path) == 16
         assert os.listdir(folder) == ["take.mid"]
         rec.close()
+
+
+def test_the_live_server_plays_on_through_a_full_disk(tmp_path):
+    """``run_live.py`` recording onto a 256 KB tmpfs that fills up: one line, the show goes on, the
+    file keeps its last good flush, recording resumes when space returns, exit 0 on SIGTERM."""
+    import signal
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parent.parent
+    with small_tmpfs("256k") as disk:
+        record = disk / "take.mid"
+        log = open(tmp_path / "server.log", "w")
+        env = {**os.environ, "JACK_DEFAULT_SERVER": f"v2mabsent{os.getpid()}"}  # no MIDI backend: file only
+        proc = subprocess.Popen([sys.executable, "run_live.py", "--midi-api", "jack", "--bpm", "300",
+                                 "--record", str(record), "--status", "off", "--osc-port", str(free_udp_port())],
+                                cwd=root, stdout=log, stderr=subprocess.STDOUT, env=env)
+        output = lambda: (tmp_path / "server.log").read_text()
+
+        def wait(predicate, timeout=60.0):
+            deadline = time.monotonic() + timeout
+            while not predicate():
+                assert proc.poll() is None, output()
+                assert time.monotonic() < deadline, output()
+                time.sleep(0.1)
+
+        try:
+            wait(lambda: record.exists() and note_ons(record) > 0)
+            filler = fill(disk)
+            wait(lambda: "recording stopped: disk full" in output())
+            good = note_ons(record)
+            assert sorted(p.name for p in disk.iterdir()) == ["filler", "take.mid"]
+            time.sleep(2.0)
+            assert proc.poll() is None and note_ons(record) == good, "the file keeps its last good flush"
+            filler.unlink()
+            wait(lambda: "recording resumed" in output())
+            wait(lambda: note_ons(record) > good)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            log.close()
+        text = output()
+        assert text.count("recording stopped") == 1 and "Traceback" not in text, text
+        assert not (disk / "take.mid.part").exists()
+        assert note_ons(record) > good
