@@ -68,10 +68,10 @@ def free_port() -> int:
 class Server:
     """``run_live.py`` of ``root`` into ``peer``; stdout+stderr in ``log``."""
 
-    def __init__(self, root: Path, work: Path, tag: str, args: list[str]) -> None:
+    def __init__(self, root: Path, work: Path, tag: str, args: list[str], record: Path | None = None) -> None:
         self.osc_port = free_port()
         self.log = work / f"{tag}.log"
-        self.record = work / f"{tag}.mid"
+        self.record = record or work / f"{tag}.mid"
         self._out = open(self.log, "w")
         cmd = [sys.executable, "run_live.py", "--midi-api", "jack", "--osc-port", str(self.osc_port),
                "--status", "off", "--record", str(self.record), *args]
@@ -310,6 +310,129 @@ def run_server_cases(args, work: Path) -> None:
         peer.close()
 
 
+def first_line_with(text: str, *needles: str) -> str:
+    return next((line.strip() for line in text.splitlines() if any(n in line for n in needles)), "(no such line)")
+
+
+def case_disk(args, work: Path) -> None:
+    where = work / "tmpfs"
+    where.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(where)],
+                      capture_output=True).returncode != 0:
+        row("disk full while recording (256 KB tmpfs)", "not measured: mounting a tmpfs needs root")
+        return
+    peer = Peer("diskpeer")
+    srv = Server(Path(args.root).resolve(), work, "disk", ["--midi-port", peer.port, "--bpm", "240"],
+                 record=where / "take.mid")
+    try:
+        srv.wait_started()
+        time.sleep(2.0)
+        filler = where / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+        for block in (4096, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * block)
+            except OSError:
+                pass
+        os.close(fd)
+        t_full = time.monotonic()
+        before = len(peer.note_ons())
+        time.sleep(4.0)
+        alive = srv.proc.poll() is None
+        playing = len(peer.note_ons()) - before
+        try:
+            good = recorded_balance(srv.record)[0]
+        except Exception as exc:  # an unreadable file is what this case looks for
+            good = f"unreadable ({type(exc).__name__})"
+        parts = [p.name for p in where.iterdir() if p.name.endswith(".part")]
+        filler.unlink()
+        deadline = time.monotonic() + 40
+        while "recording resumed" not in srv.text() and time.monotonic() < deadline and srv.proc.poll() is None:
+            time.sleep(0.2)
+        resumed = time.monotonic() - t_full if "recording resumed" in srv.text() else None
+        code = srv.stop()
+        text = srv.text()
+        final = recorded_balance(srv.record)[0] if srv.record.exists() else 0
+        row("disk full while recording (256 KB tmpfs)",
+            f"{'plays on' if alive else 'EXITED'} ({playing} notes at the peer in the next 4 s); "
+            f"\"{first_line_with(text, 'recording stopped', 'Traceback')}\"; {text.count('Traceback')} tracebacks; "
+            f"file valid with {good} note-ons; {len(parts)} .part left; "
+            f"resumed {f'{resumed:.1f} s after filling, once space returned' if resumed else 'never'}; "
+            f"exit {code}, final file {final} note-ons")
+    finally:
+        srv.stop()
+        peer.close()
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def case_weights(args, work: Path) -> None:
+    from export import exporter
+    from live.inference import graphs
+
+    empty, noise = work / "empty.pt", work / "noise.pt"
+    empty.write_bytes(b"")
+    noise.write_bytes(np.random.default_rng(0).bytes(1 << 16))
+    folder = graphs.ensure_graphs(graphs.default_weights(), log=lambda _: None, exporter=exporter())
+    for label, weights in (("random bytes", noise), ("0 bytes", empty), ("an exported ONNX folder", folder)):
+        srv = Server(Path(args.root).resolve(), work, f"w-{label[:5]}", ["--weights", str(weights)])
+        deadline = time.monotonic() + 120
+        while "engine" not in srv.text() and srv.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        srv.stop()
+        text = srv.text()
+        line = first_line_with(text, "no regeneration", "engine ", "Traceback")
+        row(f"--weights {label}", f"\"{line}\"")
+
+
+def case_data_out(args, work: Path) -> None:
+    from tests.test_pop909 import write_song
+
+    pop = work / "pop"
+    for n in range(1, 4):
+        write_song(pop / f"{n:03d}", n)
+    out = work / "data.out"
+    done = subprocess.run([sys.executable, "-m", "model.data_cli", "prepare", "--pop909", str(pop), "--out", str(out)],
+                          cwd=Path(args.root).resolve(), capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(Path(args.root).resolve())})
+    wrote = sorted(p.name for p in work.iterdir() if p.name.startswith("data.out"))
+    refused = subprocess.run([sys.executable, "-m", "model.data_cli", "prepare", "--pop909", str(pop), "--out",
+                              "/proc/no/such/dir/x.npz"], cwd=Path(args.root).resolve(), capture_output=True,
+                             text=True, env={**os.environ, "PYTHONPATH": str(Path(args.root).resolve())})
+    row("vis2mus-data prepare --out data.out", f"exit {done.returncode}, wrote {wrote}; an unwritable --out: "
+        f"exit {refused.returncode} \"{refused.stderr.strip().splitlines()[-1] if refused.stderr.strip() else ''}\"")
+
+
+def case_sigkill(args, work: Path) -> None:
+    peer = Peer("killpeer")
+    srv = Server(Path(args.root).resolve(), work, "kill", ["--midi-port", peer.port, "--bpm", "200",
+                                                           "--max-note", "16"])
+    try:
+        srv.wait_started()
+        deadline = time.monotonic() + 30
+        while len(peer.note_ons()) < 16 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(random.Random(5).uniform(0.1, 0.6))
+        srv.stop(signal.SIGKILL)
+        time.sleep(1.0)
+        held = len(peer.held())
+        try:
+            ons, offs = recorded_balance(srv.record)
+            valid = f"file valid ({ons} note-ons)"
+        except Exception as exc:  # an unreadable file is what this case looks for
+            valid = f"file unreadable ({type(exc).__name__})"
+        done = subprocess.run([sys.executable, "run_live.py", "--panic", "--midi-api", "jack", "--midi-port", peer.port],
+                              cwd=Path(args.root).resolve(), capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(Path(args.root).resolve())})
+        time.sleep(0.5)
+        row("SIGKILL, then `vis2mus-live --panic --midi-port PEER`",
+            f"{valid}; {held} notes left sounding after the kill; --panic exit {done.returncode}, "
+            f"{len(peer.held())} left after it")
+    finally:
+        srv.stop()
+        peer.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "_flood":
         flood_child(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]))
@@ -326,6 +449,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp, JackServer(f"v2mfuzz{os.getpid()}", period=1024):
         if args.cases & {"poison", "zero", "unknown", "evasion", "flood", "valid"}:
             run_server_cases(args, Path(tmp))
+        for name in ("disk", "weights", "data-out", "sigkill"):
+            if name in args.cases:
+                globals()[f"case_{name.replace('-', '_')}"](args, Path(tmp))
     return 0
 
 
