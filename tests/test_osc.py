@@ -435,12 +435,14 @@ def test_one_sender_on_many_ports_shares_one_budget(server, client, params):
     try:
         data = encode(f"{P}/contrast", 0.25)
         for _ in range(6):
-            for s in sockets:
+            for i, s in enumerate(sockets):
                 s.sendto(data, (host, port))
+                if i % 100 == 99:
+                    time.sleep(0.001)  # paced so the kernel's receive buffer keeps every packet
     finally:
         for s in sockets:
             s.close()
-    assert wait_until(lambda: server.stats.packets >= 3000, 5.0) or server.stats.packets > 0
+    assert wait_until(lambda: server.stats.packets >= 3000, 5.0), server.stats
     assert server.stats.rate_limited > 0, server.stats
     assert len(server.senders) == 1
     client.send_message(f"{P}/tempo", 123.0)

@@ -35,7 +35,7 @@ from live.control.oscdispatch import OscInputError, address_of, coerce, handlers
 from live.control.oscflow import (COALESCED_NAMES, ERRORS_PER_S, MESSAGES_PER_S, Batch, Peer, RejectLog,
                                   Sender, SenderTable)
 from live.control.oscwire import BUNDLE_TAG, WireError, decode
-from live.control.params import Params, State
+from live.control.params import Params, State, Update
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ STATE_INTERVAL_S = 0.05
 MAX_PEERS = 8
 PEER_TTL_S = 60.0
 DRAIN_LIMIT = 256
-RECEIVE_BUFFER = 1 << 18
+RECEIVE_BUFFER = 1 << 20
 
 P = oscspace.PREFIX
 COALESCED = frozenset(f"{P}/{name}" for name in COALESCED_NAMES)
@@ -302,15 +302,15 @@ class OscServer:
         for path, values, reply_to in batch.items():
             book = self.senders.get(reply_to[0])
             try:
-                note = self._handlers[path](values, reply_to)
+                result = self._handlers[path](values, reply_to)
             except ValueError as error:
                 self.stats.rejected += 1
                 self.rejects.count("refused", reply_to[0])
                 self._error(book, reply_to, f"{path}: {error}")
                 continue
             self.stats.applied += 1
-            if note:
-                self._error(book, reply_to, f"{path}: {note}")
+            if isinstance(result, Update) and result.note:
+                self._error(book, reply_to, f"{path}: {result.note}")
 
     # Replies
 

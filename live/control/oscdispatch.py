@@ -2,8 +2,7 @@
 
 ``handlers(params, on_state)`` is the address table ``{path: handler}`` the server dispatches
 from; ``coerce`` matches a message's arguments against the address's signatures in
-``live.control.oscspace``. A handler returns a one-line clamp notice or ``None`` and raises
-``ValueError`` (from ``Params``) for a value it refuses.
+``live.control.oscspace``. A handler raises ``ValueError`` (from ``Params``) for a value it refuses.
 """
 
 from __future__ import annotations
@@ -12,10 +11,10 @@ import math
 from typing import Callable
 
 from live.control import oscspace
-from live.control.params import Params, finite
+from live.control.params import Params, Update, finite
 
 Peer = tuple[str, int]
-Handler = Callable[[list, Peer], "str | None"]
+Handler = Callable[[list, Peer], "Update | None"]
 
 
 class OscInputError(ValueError):
@@ -23,9 +22,10 @@ class OscInputError(ValueError):
 
 
 def handlers(params: Params, on_state: Callable[[Peer], None]) -> dict[str, Handler]:
-    """The address table: every performer-facing path of ``oscspace.CONTROLS`` -> its handler.
+    """The address table: every path of ``oscspace.CONTROLS`` -> ``handler(values, peer)``.
 
-    ``on_state(peer)`` is called for ``/vis2mus/state`` (the server answers that peer at once).
+    A handler returns the setter's ``Update`` (its ``note`` says when a value was clamped) or
+    ``None``. ``on_state(peer)`` is called for ``/vis2mus/state`` (the server answers that peer).
     """
     p = params
 
@@ -34,32 +34,28 @@ def handlers(params: Params, on_state: Callable[[Peer], None]) -> dict[str, Hand
         on_state(peer)
 
     table: dict[str, Handler] = {
-        "brightness": lambda v, _: p.set_brightness(v[0]).note,
-        "contrast": lambda v, _: p.set_contrast(v[0]).note,
-        "tempo": lambda v, _: p.set_tempo(v[0]).note,
-        "velocity": lambda v, _: p.set_velocity(v[0]).note,
-        "anchor": lambda v, _: _quiet(p.set_anchor(v[0])),
-        "style": lambda v, _: _quiet(p.set_style(v[0], v[1])),
-        "style/off": lambda v, _: _quiet(p.style_off()),
-        "play": lambda v, _: _quiet(p.play()),
-        "stop": lambda v, _: _quiet(p.stop()),
-        "panic": lambda v, _: _quiet(p.panic()),
-        "quantum": lambda v, _: _quiet(p.set_quantum(v[0])),
-        "source": lambda v, _: _quiet(p.set_source(v[0])),
-        "preset": lambda v, _: _quiet(p.recall(v[0])),
-        "chords": lambda v, _: _quiet(p.set_chords(v[0])),
-        "chords/off": lambda v, _: _quiet(p.set_chords(None)),
+        "brightness": lambda v, _: p.set_brightness(v[0]),
+        "contrast": lambda v, _: p.set_contrast(v[0]),
+        "tempo": lambda v, _: p.set_tempo(v[0]),
+        "velocity": lambda v, _: p.set_velocity(v[0]),
+        "anchor": lambda v, _: p.set_anchor(v[0]),
+        "style": lambda v, _: p.set_style(v[0], v[1]),
+        "style/off": lambda v, _: p.style_off(),
+        "play": lambda v, _: p.play(),
+        "stop": lambda v, _: p.stop(),
+        "panic": lambda v, _: p.panic(),
+        "quantum": lambda v, _: p.set_quantum(v[0]),
+        "source": lambda v, _: p.set_source(v[0]),
+        "preset": lambda v, _: p.recall(v[0]),
+        "chords": lambda v, _: p.set_chords(v[0]),
+        "chords/off": lambda v, _: p.set_chords(None),
         "state": query,
     }
     table = {f"{oscspace.PREFIX}/{name}": handler for name, handler in table.items()}
-    missing = {a.path for a in oscspace.CONTROLS} ^ set(table)
-    if missing:
-        raise RuntimeError(f"OSC address table and oscspace.CONTROLS differ: {sorted(missing)}")
+    differ = {a.path for a in oscspace.CONTROLS} ^ set(table)
+    if differ:
+        raise RuntimeError(f"OSC address table and oscspace.CONTROLS differ: {sorted(differ)}")
     return table
-
-
-def _quiet(_result: object) -> None:
-    return None
 
 
 def address_of(path: str) -> oscspace.Address:

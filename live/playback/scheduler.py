@@ -9,10 +9,11 @@ with an accompaniment and a melody note list ``(N, 4)`` (onsets 0..31).
   step's note-ons, and (with ``clock_out``) 24 ppqn MIDI clock. It never waits on inference.
 - ``Regenerator`` owns the **inference worker**. When a control changes it renders the segment
   playing at the expected splice and the next one, hands them to ``Scheduler.install`` (they land
-  at the next quantum boundary: beat, bar or segment), then renders the rest of the loop. A render
-  starts as late as it can and still reach that boundary (the slowest recent render times
-  ``RENDER_SAFETY`` plus ``RENDER_MARGIN_S`` before it), taking the newest state then: a fader
-  flood costs one render per boundary, not one render after another.
+  at the next quantum boundary: beat, bar or segment), then renders the rest of the loop. The first
+  change after a quiet spell is rendered at once; while a render already lands at the coming
+  boundary, the next one starts as late as it can and still reach the boundary after (the slowest
+  recent render times ``RENDER_SAFETY`` plus ``RENDER_MARGIN_S`` before it), taking the newest
+  state then: a fader flood costs one render per boundary, not one render after another.
 
 At a splice every sounding note ends at the boundary step, before that step's note-ons, so there
 is no gap, no doubled key and no note left hanging. A note is never longer than ``max_note_steps``.
@@ -49,8 +50,8 @@ LATE_S = 0.002
 VERY_LATE_S = 0.010
 SKIP_S = 0.5
 RT_PRIORITY = 10
-RENDER_SAFETY = 1.5
-RENDER_MARGIN_S = 0.03
+RENDER_SAFETY = 2.0
+RENDER_MARGIN_S = 0.05
 RECENT_RENDERS = 8
 
 
@@ -343,6 +344,7 @@ class Regenerator:
         self._wake = threading.Event()
         self._halt = threading.Event()
         self._recent: deque[float] = deque(maxlen=RECENT_RENDERS)
+        self._landed = -1
         self._state = None
         self._lock = threading.Lock()
         self._running = False
@@ -391,8 +393,8 @@ class Regenerator:
                 return
             pending = self._pending()
             if pending is not None and self._key(pending) != self._key(played):
-                # Coalesce: wait until the render must start to reach the boundary it would reach
-                # if started now; every change until then is folded into this one render.
+                # Coalesce: one first render per boundary; every change until it must start is
+                # folded into it.
                 self._halt.wait(max(0.0, self._start_by() - time.perf_counter()))
                 state = self._take()
                 if not self._running:
@@ -413,11 +415,13 @@ class Regenerator:
         return slowest * RENDER_SAFETY + RENDER_MARGIN_S
 
     def _start_by(self) -> float:
-        """The latest ``perf_counter`` time a render may start and still land at the quantum
-        boundary a render started now would land at (now, when the clock is stopped)."""
+        """When the next first render may start (``perf_counter``): as late as it can and still
+        reach the boundary after the one the last first render landed on (at once when that time
+        has passed: the first change after a quiet spell, or a stopped clock)."""
         sch = self.scheduler
-        boundary = next_boundary(self._expected_step(), sch.quantum)
-        at = sch.clock.time_of(boundary / STEPS_PER_BEAT)
+        if self._landed > sch.next_step + QUANTUM_STEPS[sch.quantum]:
+            return 0.0  # the clock was located back (external clock): the last landing says nothing
+        at = sch.clock.time_of(next_boundary(self._landed + 1, sch.quantum) / STEPS_PER_BEAT)
         return at - self._budget_s() if math.isfinite(at) else 0.0
 
     def _expected_step(self) -> int:
@@ -439,19 +443,21 @@ class Regenerator:
         current = (step // STEPS) % n_segments
         first = [current] if n_segments == 1 else [current, (current + 1) % n_segments]
         t0 = time.perf_counter()
-        if not self._safe_render(state, first, panic=panic):
+        landed = self._safe_render(state, first, panic=panic)
+        if landed is None:
             return []
+        self._landed = landed
         self.last_ms = (time.perf_counter() - t0) * 1000.0
         self._recent.append(self.last_ms / 1000.0)
         return [i for i in range(n_segments) if i not in first]
 
-    def _safe_render(self, state, indices: list[int], panic: bool) -> bool:
+    def _safe_render(self, state, indices: list[int], panic: bool) -> int | None:
+        """Render and install ``indices``; the step where they take over, ``None`` on failure."""
         try:
             n_segments, sections = self._render(state, indices)
         except Exception as exc:  # keep playing the current loop
             self.errors += 1
             self._log(f"render failed, keeping the current loop: {exc}")
-            return False
+            return None
         self.renders += 1
-        self.scheduler.install(dict(zip(indices, sections)), n_segments=n_segments, panic=panic)
-        return True
+        return self.scheduler.install(dict(zip(indices, sections)), n_segments=n_segments, panic=panic)
