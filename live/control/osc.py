@@ -9,11 +9,11 @@ at most every ``BATCH_INTERVAL_S`` through the address table; the first message 
 spell is applied at once. Rejections are counted by kind and summarised in at most one log line a
 second.
 
-Replies go to the sender (or to ``reply``, a fixed ``(host, port)``): ``/vis2mus/error s`` for every
-rejected or clamped message (at most ``ERRORS_PER_S`` a second per sender IP, the rest counted), the
-full state (``/vis2mus/state/...``) after every change, throttled to one burst per
-``STATE_INTERVAL_S`` (a ``/vis2mus/state`` query is answered at once), and ``/vis2mus/beat i i``
-whenever the server calls ``send_beat``.
+Replies (``live.control.oscreply``) go to the sender (or to ``reply``, a fixed ``(host, port)``):
+``/vis2mus/error s`` for every rejected or clamped message (at most ``ERRORS_PER_S`` a second per
+sender IP, the rest counted), the full state (``/vis2mus/state/...``) after every change,
+throttled to one burst per ``STATE_INTERVAL_S`` (a ``/vis2mus/state`` query is answered at
+once), and ``/vis2mus/beat i i`` whenever the server calls ``send_beat``.
 """
 
 from __future__ import annotations
@@ -28,14 +28,13 @@ import time
 from dataclasses import dataclass
 from typing import Iterable
 
-from pythonosc.osc_message_builder import OscMessageBuilder
-
 from live.control import oscspace
 from live.control.oscdispatch import OscInputError, address_of, coerce, handlers
 from live.control.oscflow import (COALESCED_NAMES, ERRORS_PER_S, MESSAGES_PER_S, Batch, Peer, RejectLog,
                                   Sender, SenderTable)
+from live.control.oscreply import STATE_INTERVAL_S, Replies, encode, state_messages
 from live.control.oscwire import BUNDLE_TAG, WireError, decode
-from live.control.params import Params, State, Update
+from live.control.params import Params, Update
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +42,6 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9000
 MAX_PACKET = 4096
 BATCH_INTERVAL_S = 0.005
-STATE_INTERVAL_S = 0.05
-MAX_PEERS = 8
-PEER_TTL_S = 60.0
 DRAIN_LIMIT = 256
 RECEIVE_BUFFER = 1 << 20
 
@@ -54,33 +50,8 @@ COALESCED = frozenset(f"{P}/{name}" for name in COALESCED_NAMES)
 DEFERRABLE = frozenset([a.path.encode() for a in oscspace.CONTROLS] + [BUNDLE_TAG.rstrip(b"\x00")])
 """What a rate-limited packet may be kept for later under: a control address or a bundle."""
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "MAX_PACKET", "OscInputError", "OscServer", "OscStats", "coerce",
-           "encode", "parse_host_port", "state_messages"]
-
-
-def state_messages(state: State) -> list[tuple[str, object]]:
-    """The full state as ``(address, value)`` pairs on the ``/vis2mus/state/...`` addresses."""
-    return [
-        (f"{P}/state/brightness", float(state.alpha_b)),
-        (f"{P}/state/contrast", float(state.alpha_c)),
-        (f"{P}/state/anchor", state.anchor),
-        (f"{P}/state/style", state.content or ""),
-        (f"{P}/state/tempo", float(state.tempo)),
-        (f"{P}/state/playing", int(state.playing)),
-        (f"{P}/state/quantum", state.quantum),
-        (f"{P}/state/source", state.source),
-        (f"{P}/state/chords", state.chords or ""),
-        (f"{P}/state/velocity", int(state.velocity)),
-        (f"{P}/state/preset", -1 if state.preset is None else int(state.preset)),
-    ]
-
-
-def encode(address: str, *values: object) -> bytes:
-    """One OSC message as a datagram (floats as ``f``, ints as ``i``, strings as ``s``)."""
-    builder = OscMessageBuilder(address)
-    for value in values:
-        builder.add_arg(value, "f" if isinstance(value, float) else None)
-    return builder.build().dgram
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ERRORS_PER_S", "MAX_PACKET", "STATE_INTERVAL_S", "OscInputError",
+           "OscServer", "OscStats", "coerce", "encode", "parse_host_port", "state_messages"]
 
 
 def parse_host_port(text: str) -> Peer:
@@ -139,18 +110,15 @@ class OscServer:
             raise OSError(f"cannot listen for OSC on {host}:{port}: {error.strerror or error}") from None
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         self._sock.setblocking(False)
-        self._lock = threading.Lock()
-        self._peers: dict[Peer, float] = {}
-        self._dirty: set[Peer] = set()
-        self._state_sent: dict[Peer, float] = {}
+        self.replies = Replies(self._sock, params, reply, clock=self._clock)
         self.senders = SenderTable(clock=self._clock)
         self.rejects = RejectLog(clock=self._clock)
-        self._handlers = handlers(params, self._answer_state)
+        self._handlers = handlers(params, self.replies.answer_state)
         self._refused: set[str] = set()
         self._last_apply = -math.inf
         self._thread = threading.Thread(target=self._run, name="osc-in", daemon=True)
         self._running = threading.Event()
-        self._unsubscribe = params.subscribe(self._on_change)
+        self._unsubscribe = params.subscribe(self.replies.on_change)
 
     @property
     def address(self) -> Peer:
@@ -188,9 +156,7 @@ class OscServer:
 
     def send_beat(self, bar: int, beat: int) -> None:
         """Send ``/vis2mus/beat bar beat`` to every peer (called by the server at each beat)."""
-        data = encode(f"{P}/beat", int(bar), int(beat))
-        for peer in self._targets():
-            self._send(data, peer)
+        self.replies.beat(bar, beat)
 
     # Receive loop
 
@@ -201,8 +167,7 @@ class OscServer:
             wait = 0.05
             if batch is not None:
                 wait = max(0.0, self._last_apply + BATCH_INTERVAL_S - now)
-            if self._dirty:
-                wait = min(wait, max(0.0, self._next_state_due() - now))
+            wait = min(wait, max(0.0, self.replies.next_due() - now))
             waiting = self.senders.waiting()
             if waiting:
                 wait = min(wait, 1.0 / MESSAGES_PER_S)
@@ -222,7 +187,7 @@ class OscServer:
                     pending, batch = batch, None
                     self._last_apply = now
                     self._apply(pending)
-                self._flush_state(now)
+                self.replies.flush(now)
                 self.rejects.tick()
             except Exception:  # a bug in a handler must not end OSC input for the rest of the show
                 log.exception("OSC input: unexpected error, message dropped")
@@ -247,7 +212,7 @@ class OscServer:
                 self._refused.add(ip)
                 log.warning("OSC from %s ignored: not in --osc-allow", ip)
             return
-        reply_to = self._remember(sender)
+        reply_to = self.replies.remember(sender)
         book = self.senders.get(ip)
         now = self._clock()
         for earlier in book.take_deferred(now):  # keep arrival order: kept packets are older
@@ -256,7 +221,7 @@ class OscServer:
             self.stats.rate_limited += 1
             if not book.defer(data, reply_to, DEFERRABLE):
                 self.stats.dropped += 1
-            self._error(book, reply_to, f"rate limit of {MESSAGES_PER_S:g} packets/s exceeded: "
+            self.replies.error(book, reply_to, f"rate limit of {MESSAGES_PER_S:g} packets/s exceeded: "
                                         "packets dropped, the latest one per address kept for later")
             return
         self._parse(data, reply_to, book, batch)
@@ -274,14 +239,14 @@ class OscServer:
         if len(data) > MAX_PACKET:
             self.stats.oversized += 1
             self.rejects.count("oversized", ip)
-            self._error(book, reply_to, f"packet of {len(data)} bytes exceeds the {MAX_PACKET}-byte limit")
+            self.replies.error(book, reply_to, f"packet of {len(data)} bytes exceeds the {MAX_PACKET}-byte limit")
             return
         try:
             messages = decode(data)
         except WireError as error:
             self.stats.malformed += 1
             self.rejects.count(error.kind, ip)
-            self._error(book, reply_to, f"malformed OSC packet ({len(data)} bytes) ignored: {error}")
+            self.replies.error(book, reply_to, f"malformed OSC packet ({len(data)} bytes) ignored: {error}")
             return
         for message in messages:
             self.stats.messages += 1
@@ -291,7 +256,7 @@ class OscServer:
             except OscInputError as error:
                 self.stats.rejected += 1
                 self.rejects.count("refused", ip)
-                self._error(book, reply_to, str(error))
+                self.replies.error(book, reply_to, str(error))
                 continue
             if values is not None:
                 self.stats.coalesced += batch.add(address.path, values, reply_to)
@@ -306,81 +271,8 @@ class OscServer:
             except ValueError as error:
                 self.stats.rejected += 1
                 self.rejects.count("refused", reply_to[0])
-                self._error(book, reply_to, f"{path}: {error}")
+                self.replies.error(book, reply_to, f"{path}: {error}")
                 continue
             self.stats.applied += 1
             if isinstance(result, Update) and result.note:
-                self._error(book, reply_to, f"{path}: {result.note}")
-
-    # Replies
-
-    def _answer_state(self, peer: Peer) -> None:
-        with self._lock:
-            self._dirty.add(peer)
-            self._state_sent.pop(peer, None)
-
-    def _on_change(self, state: State, changed: frozenset) -> None:
-        with self._lock:
-            self._dirty.update(self._targets_locked())
-
-    def _next_state_due(self) -> float:
-        with self._lock:
-            return min((self._state_sent.get(peer, -math.inf) + STATE_INTERVAL_S for peer in self._dirty),
-                       default=math.inf)
-
-    def _flush_state(self, now: float) -> None:
-        with self._lock:
-            due = [peer for peer in self._dirty
-                   if now >= self._state_sent.get(peer, -math.inf) + STATE_INTERVAL_S]
-            for peer in due:
-                self._dirty.discard(peer)
-                self._state_sent[peer] = now
-            while len(self._state_sent) > 4 * MAX_PEERS:
-                del self._state_sent[next(iter(self._state_sent))]
-        if not due:
-            return
-        datagrams = [encode(address, value) for address, value in state_messages(self.params.snapshot())]
-        for peer in due:
-            for data in datagrams:
-                self._send(data, peer)
-
-    def _error(self, book: Sender, peer: Peer, text: str) -> None:
-        log.debug("OSC error to %s:%d: %s", *peer, text)
-        allowed, suppressed = book.allow_error(self._clock())
-        if not allowed:
-            return
-        if suppressed:
-            text = f"{text} ({suppressed} more errors suppressed in the last second)"
-        self._send(encode(f"{P}/error", text[:512]), peer)
-
-    def _send(self, data: bytes, peer: Peer) -> None:
-        try:
-            self._sock.sendto(data, peer)
-        except OSError:
-            pass  # a peer that went away must not stop the server; UDP has no delivery anyway
-
-    # Peers
-
-    def _remember(self, sender: Peer) -> Peer:
-        """Record a sender; return where its replies go."""
-        if self.reply is not None:
-            return self.reply
-        now = self._clock()
-        with self._lock:
-            self._peers.pop(sender, None)
-            self._peers[sender] = now
-            while self._peers:
-                oldest, seen = next(iter(self._peers.items()))
-                if len(self._peers) <= MAX_PEERS and now - seen <= PEER_TTL_S:
-                    break
-                del self._peers[oldest]
-        return sender
-
-    def _targets(self) -> list[Peer]:
-        with self._lock:
-            return self._targets_locked()
-
-    def _targets_locked(self) -> list[Peer]:
-        if self.reply is not None:
-            return [self.reply]
-        return list(self._peers)
+                self.replies.error(book, reply_to, f"{path}: {result.note}")
