@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from live.app.server import Renderer, panic_key, render_key
+from live.app.renderer import Renderer, panic_key, render_key
 from live.control.params import State
 from live.playback.clock import Clock
 from live.playback.midiout import MidiOut
