@@ -267,14 +267,16 @@ def case_flood(srv: Server, sock: socket.socket, duration: float, hostile: bool 
     if hostile:
         floods += [spawn_flood("hostile", srv.osc_port, duration, 11), spawn_flood("hostile", srv.osc_port, duration, 12)]
     waits = []
-    t_end = time.monotonic() + duration
+    cpu0, t0 = srv.cpu_s(), time.monotonic()
+    t_end = t0 + duration
     while time.monotonic() < t_end:
         waits.append(probe(sock, srv.target))
         time.sleep(0.5)
+    cpu = (srv.cpu_s() - cpu0) / (time.monotonic() - t0)
     for f in floods:
         f.wait(timeout=60)
     answered = np.array([w for w in waits if w is not None])
-    return {"probes": len(waits), "answered": len(answered),
+    return {"probes": len(waits), "answered": len(answered), "cpu": cpu,
             "p50": float(np.median(answered)) if len(answered) else float("nan"),
             "max": float(answered.max()) if len(answered) else float("nan")}
 
@@ -311,7 +313,7 @@ def run_server_cases(args, work: Path) -> None:
                 f"({figures.get('late', '?')} over 2 ms, worst {figures.get('max', float('nan')):.1f} ms, "
                 f"{figures.get('renders', '?')} renders); "
                 f"state answered {flood['answered']} of {flood['probes']} (p50 {flood['p50']:.1f}, "
-                f"max {flood['max']:.1f} ms)")
+                f"max {flood['max']:.1f} ms); server process CPU {flood['cpu']:.2f} s/s")
         row("server after the cases", f"{'alive' if alive else 'DEAD'}, exit {code}; at the peer {len(sounding)} "
             f"notes left sounding ({len(held)} without a note-off, CC 123 after them), recording {ons} note-ons / {offs} note-offs; OSC packets {figures.get('packets', '?')}, rate-limited {figures.get('limited', '?')}; "
             f"log {srv.log.stat().st_size} B")
