@@ -50,10 +50,11 @@ def test_the_issue_packets_are_rejected_with_their_kind():
 
 def test_every_python_osc_type_round_trips():
     data = built("/a/b", (1, "i"), (0.5, "f"), ("text", "s"), (b"\x01\x02\x03", "b"), (True, "T"),
-                 (False, "F"), (None, "N"), (2 ** 40, "h"), (0.25, "d"))
+                 (False, "F"), (None, "N"), (2 ** 40, "h"), (0.25, "d"), (0xFF8000FF, "r"), ((0, 0x90, 60, 100), "m"))
     (message,) = decode(data)
     assert message.address == "/a/b"
-    assert message.args == (1, 0.5, "text", b"\x01\x02\x03", True, False, None, 2 ** 40, 0.25)
+    assert message.args == (1, 0.5, "text", b"\x01\x02\x03", True, False, None, 2 ** 40, 0.25, 0xFF8000FF,
+                            (0, 0x90, 60, 100))
 
 
 def test_bundles_flatten_in_order_and_time_tags_are_ignored():

@@ -126,4 +126,6 @@ def _tag_of(value: object) -> str:
         return "b"
     if value is None:
         return "N"
+    if isinstance(value, tuple):
+        return "m"
     return "?"

@@ -26,7 +26,10 @@ _FLOAT = struct.Struct(">f")
 _LONG = struct.Struct(">q")
 _DOUBLE = struct.Struct(">d")
 _NO_DATA = {"T": True, "F": False, "N": None, "I": float("inf")}
-_FIXED = {"i": (_INT, 4), "f": (_FLOAT, 4), "h": (_LONG, 8), "d": (_DOUBLE, 8), "t": (_LONG, 8)}
+_UINT = struct.Struct(">I")
+_MIDI = struct.Struct(">4B")
+_FIXED = {"i": (_INT, 4), "f": (_FLOAT, 4), "h": (_LONG, 8), "d": (_DOUBLE, 8), "t": (_LONG, 8),
+          "r": (_UINT, 4), "c": (_INT, 4), "m": (_MIDI, 4)}
 
 KINDS = ("malformed", "empty element", "unknown type tag", "too deep", "too many elements")
 """Every ``WireError.kind``, in the order the summary line lists them."""
@@ -41,7 +44,8 @@ class WireError(ValueError):
 
 
 class Message(NamedTuple):
-    """One decoded OSC message: its address and argument values (int, float, str, bytes, bool, None)."""
+    """One decoded OSC message: its address and argument values (int, float, str, bytes, bool, None;
+    ``m`` as a 4-tuple of bytes, ``c`` and ``r`` as their int)."""
 
     address: str
     args: tuple
@@ -121,7 +125,8 @@ def _message(data: bytes, start: int, end: int) -> Message:
             codec, size = _FIXED[tag]
             if end - at < size:
                 raise WireError("malformed", f"argument '{tag}' cut off")
-            args.append(codec.unpack_from(data, at)[0])
+            values = codec.unpack_from(data, at)
+            args.append(values if tag == "m" else values[0])
             at += size
         elif tag in "sS":
             text, at = _string(data, at, end, "string argument")
