@@ -481,3 +481,16 @@ def test_a_state_probe_is_answered_through_a_fader_flood_from_the_same_host(serv
     finally:
         flood.wait(timeout=10)
     assert waits and None not in waits, waits
+
+
+def test_junk_from_many_ports_never_evicts_a_peer(server, client, params):
+    client.send_message(f"{P}/brightness", 0.25)
+    collect(client)
+    host, port = server.address
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as junk:
+            junk.sendto(POISON, (host, port))
+    assert wait_until(lambda: server.stats.malformed >= 50, 3.0)
+    collect(client, 0.1)
+    server.send_beat(1, 2)
+    assert (f"{P}/beat", [1, 2]) in collect(client)

@@ -212,7 +212,7 @@ class OscServer:
                 self._refused.add(ip)
                 log.warning("OSC from %s ignored: not in --osc-allow", ip)
             return
-        reply_to = self.replies.remember(sender)
+        reply_to = self.replies.reply or sender
         book = self.senders.get(ip)
         now = self._clock()
         for earlier in book.take_deferred(now):  # keep arrival order: kept packets are older
@@ -248,6 +248,7 @@ class OscServer:
             self.rejects.count(error.kind, ip)
             self.replies.error(book, reply_to, f"malformed OSC packet ({len(data)} bytes) ignored: {error}")
             return
+        accepted = False
         for message in messages:
             self.stats.messages += 1
             try:
@@ -260,6 +261,9 @@ class OscServer:
                 continue
             if values is not None:
                 self.stats.coalesced += batch.add(address.path, values, reply_to)
+                accepted = True
+        if accepted:  # only a sender of valid messages becomes a peer: junk never evicts one
+            self.replies.remember(reply_to)
 
     # Applying a batch
 

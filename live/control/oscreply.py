@@ -71,10 +71,10 @@ class Replies:
         self._dirty: set[Peer] = set()
         self._state_sent: dict[Peer, float] = {}
 
-    def remember(self, sender: Peer) -> Peer:
-        """Record a sender; return where its replies go."""
+    def remember(self, sender: Peer) -> None:
+        """Record a sender of valid messages as a peer (nothing to do with a fixed ``reply``)."""
         if self.reply is not None:
-            return self.reply
+            return
         now = self._clock()
         with self._lock:
             self._peers.pop(sender, None)
@@ -84,7 +84,6 @@ class Replies:
                 if len(self._peers) <= MAX_PEERS and now - seen <= PEER_TTL_S:
                     break
                 del self._peers[oldest]
-        return sender
 
     def targets(self) -> list[Peer]:
         """Every peer that gets state bursts and beats."""
