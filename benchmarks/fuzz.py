@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.jackrig import JackServer, Peer
+from tests.support.jackrig import JackServer, Peer
 
 ROOT = Path(__file__).resolve().parent.parent
 POISON = b"#bundle\x00" + struct.pack(">Qi", 1, -4)

@@ -28,11 +28,11 @@ def rig(tmp_path, monkeypatch):
     renderer = Renderer(anchors, content_pieces())
     state = State(anchor="arpeggios", tempo=BPM)
     recorder = Recorder(tmp_path / "take.mid", bpm=BPM)
-    midi = MidiOut(api="jack", recorder=recorder, log=lambda line: None)
+    midi = MidiOut(api="jack", recorder=recorder)
     clock = Clock(BPM)
     _, sections = renderer(state, list(range(renderer.count(state))))
     scheduler = Scheduler(clock, midi, sections, recorder=recorder)
-    regenerator = Regenerator(scheduler, renderer, renderer.count, render_key, panic_key, log=lambda line: None)
+    regenerator = Regenerator(scheduler, renderer, renderer.count, render_key, panic_key)
     regenerator.last_ms = 5.0
     scheduler.start()
     clock.start(beat=0.0)

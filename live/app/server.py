@@ -10,7 +10,7 @@ import logging
 import signal
 import sys
 
-from live.app.status import setup_logging
+from live import logs
 
 GIL_SWITCH_S = 0.0005
 
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     from live.app.config import load_settings
     from live.app.performance import Performance
 
-    setup_logging()
+    logs.setup()
     args = list(sys.argv[1:] if argv is None else argv)
     if "--panic" in args:
         return panic_main(load_settings([a for a in args if a != "--panic"]))

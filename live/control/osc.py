@@ -33,13 +33,12 @@ from live.control.oscdispatch import OscInputError, address_of, coerce, handlers
 from live.control.oscflow import (COALESCED_NAMES, ERRORS_PER_S, MESSAGES_PER_S, Batch, Peer, RejectLog,
                                   Sender, SenderTable)
 from live.control.oscreply import STATE_INTERVAL_S, Replies, encode, state_messages
+from live.control.oscspace import DEFAULT_HOST, DEFAULT_PORT
 from live.control.oscwire import BUNDLE_TAG, WireError, decode
 from live.control.params import Params, Update
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 9000
 MAX_PACKET = 4096
 BATCH_INTERVAL_S = 0.005
 DRAIN_LIMIT = 256
@@ -51,19 +50,7 @@ DEFERRABLE = frozenset([a.path.encode() for a in oscspace.CONTROLS] + [BUNDLE_TA
 """What a rate-limited packet may be kept for later under: a control address or a bundle."""
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ERRORS_PER_S", "MAX_PACKET", "STATE_INTERVAL_S", "OscInputError",
-           "OscServer", "OscStats", "coerce", "encode", "parse_host_port", "state_messages"]
-
-
-def parse_host_port(text: str) -> Peer:
-    """``HOST:PORT`` -> ``(ip, port)`` with the host resolved; ``ValueError`` on a bad value."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"expected HOST:PORT, got {text!r}")
-    try:
-        ip = socket.gethostbyname(host)
-    except OSError as error:
-        raise ValueError(f"cannot resolve {host!r}: {error}") from None
-    return ip, int(port_text)
+           "OscServer", "OscStats", "coerce", "encode", "state_messages"]
 
 
 @dataclass

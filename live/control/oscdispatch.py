@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+from live.checks import finite
 from live.control import oscspace
-from live.control.params import Params, Update, finite
+from live.control.params import Params, Update
 
 Peer = tuple[str, int]
 Handler = Callable[[list, Peer], "Update | None"]
