@@ -221,3 +221,35 @@ def test_the_live_server_plays_on_through_a_full_disk(tmp_path):
         assert text.count("recording stopped") == 1 and "Traceback" not in text, text
         assert not (disk / "take.mid.part").exists()
         assert note_ons(record) > good
+
+
+def test_an_unwritable_record_path_is_one_line_and_the_show_goes_on(tmp_path):
+    import signal
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parent.parent
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    log = tmp_path / "server.log"
+    env = {**os.environ, "JACK_DEFAULT_SERVER": f"v2mabsent{os.getpid()}"}
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "run_live.py", "--midi-api", "jack", "--status", "log",
+                                 "--record", str(blocker / "take.mid"), "--osc-port", str(free_udp_port())],
+                                cwd=root, stdout=out, stderr=subprocess.STDOUT, env=env)
+        try:
+            deadline = time.monotonic() + 60
+            while log.read_text().count(" b=+") < 2:  # two status lines: it is playing
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    text = log.read_text()
+    lines = [line for line in text.splitlines() if "cannot write" in line]
+    assert len(lines) == 1 and str(blocker / "take.mid") in lines[0] and "not a folder" in lines[0], text
+    assert "recording  off" in text and "Traceback" not in text
+    assert int(text.split("played ")[1].split()[0]) > 0, text

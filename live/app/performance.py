@@ -25,7 +25,7 @@ from live.app.status import StatusLine
 from live.music.notes import BEATS_PER_BAR, STEPS_PER_BEAT
 from live.playback.clock import Clock, ExternalClock
 from live.playback.midiout import MidiOut
-from live.playback.recorder import Recorder
+from live.playback.recorder import Recorder, reason
 from live.playback.scheduler import LATE_S, VERY_LATE_S, Regenerator, Scheduler
 
 TICK_S = 0.05
@@ -107,7 +107,7 @@ class Performance:
         try:
             return Recorder(self.record_path, bpm=bpm)
         except OSError as exc:
-            log.warning("recording off: cannot write %s: %s", self.record_path, exc.strerror or exc)
+            log.warning("recording off: cannot write %s: %s", self.record_path, reason(exc))
             self.record_path = None
             return None
 

@@ -34,7 +34,8 @@ RETRY_S = 1.0
 RETRY_MAX_S = 30.0
 REASONS = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded", errno.EIO: "I/O error",
            errno.ENOENT: "folder vanished", errno.EROFS: "file system is read-only",
-           errno.EACCES: "permission denied"}
+           errno.EACCES: "permission denied", errno.ENOTDIR: "a part of the path is not a folder",
+           errno.EEXIST: "a part of the path is not a folder"}
 
 
 def reason(error: OSError) -> str:
