@@ -1,10 +1,11 @@
 """Record every sent MIDI event into a standard MIDI file (format 0, 480 ticks per beat).
 
-The send thread only appends ``(tick, message bytes)`` to a list: events are stamped with the
-musical position the scheduler last set (``position``, in beats), so the file keeps the
-performance's grid even when the machine is busy. ``flush()`` writes the file with mido: the new
-events become ``mido`` messages, the whole track is saved to ``NAME.part`` and renamed over the old
-file (atomic: a reader or a SIGKILL sees the previous complete file or the new one). The server
+The send thread only appends each event's tick and bytes to the raw event list (compact arrays,
+about 8 bytes an event): events are stamped with the musical position the scheduler last set
+(``position``, in beats), so the file keeps the performance's grid even when the machine is busy.
+``flush()`` writes the file with mido: the raw events become a ``mido`` track, saved to
+``NAME.part`` and renamed over the old file (atomic: a reader or a SIGKILL sees the previous
+complete file or the new one). The server
 calls ``flush_due()`` at every bar, which flushes unless the last save was slow (a long recording
 is saved at most ``SAVE_SHARE`` of the time), so a SIGKILL loses at most a bar or two.
 
@@ -22,6 +23,7 @@ import logging
 import os
 import threading
 import time
+from array import array
 from pathlib import Path
 
 import mido
@@ -36,6 +38,23 @@ REASONS = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded", errno
            errno.ENOENT: "folder vanished", errno.EROFS: "file system is read-only",
            errno.EACCES: "permission denied", errno.ENOTDIR: "a part of the path is not a folder",
            errno.EEXIST: "a part of the path is not a folder"}
+
+
+def track_of(ticks: array, sizes: bytes, data: bytes, metas: list[mido.MetaMessage]) -> mido.MidiTrack:
+    """The raw event list as a mido track (delta times; a tick earlier than the one before it is
+    moved up to it, so the file never goes back in time)."""
+    track = mido.MidiTrack()
+    last = offset = meta = 0
+    for tick, size in zip(ticks, sizes):
+        tick = max(tick, last)
+        delta, last = tick - last, tick
+        if size:
+            track.append(mido.Message.from_bytes(data[offset:offset + size], time=delta))
+            offset += size
+        else:
+            track.append(metas[meta].copy(time=delta))
+            meta += 1
+    return track
 
 
 def reason(error: OSError) -> str:
@@ -54,10 +73,10 @@ class Recorder:
         self.path = Path(path)
         self._clock = clock
         self._lock = threading.Lock()
-        self._events: list[tuple[int, bytes | mido.MetaMessage]] = []
-        self._track = mido.MidiTrack()
-        self._converted = 0
-        self._last_tick = 0
+        self._ticks = array("Q")  # the raw event list, compact (a few bytes an event for long shows):
+        self._sizes = bytearray()  # message length per event, 0 for a meta event from _metas
+        self._data = bytearray()  # the messages' bytes, back to back
+        self._metas: list[mido.MetaMessage] = []
         self._dirty = True
         self._save_s = 0.0
         self._next_try = 0.0
@@ -77,7 +96,9 @@ class Recorder:
 
     def _meta(self, meta: mido.MetaMessage) -> None:
         with self._lock:
-            self._events.append((self._tick(), meta))
+            self._ticks.append(self._tick())
+            self._sizes.append(0)
+            self._metas.append(meta)
             self._dirty = True
 
     def event(self, message: list[int]) -> None:
@@ -85,7 +106,9 @@ class Recorder:
         if self.closed or not message or message[0] >= 0xF0:
             return
         with self._lock:
-            self._events.append((self._tick(), bytes(message)))
+            self._ticks.append(self._tick())
+            self._sizes.append(len(message))
+            self._data.extend(message)
             self.events += 1
             self._dirty = True
 
@@ -113,22 +136,14 @@ class Recorder:
             self._retry_s = RETRY_S
 
     def _write(self) -> None:
+        t0 = self._clock()
         with self._lock:
             if not self._dirty:
                 return
-            new = self._events[self._converted:]
-            self._converted = len(self._events)
+            ticks, sizes, data, metas = array("Q", self._ticks), bytes(self._sizes), bytes(self._data), list(self._metas)
             self._dirty = False
-        for tick, item in new:
-            tick = max(tick, self._last_tick)
-            delta, self._last_tick = tick - self._last_tick, tick
-            if isinstance(item, bytes):
-                self._track.append(mido.Message.from_bytes(item, time=delta))
-            else:
-                self._track.append(item.copy(time=delta))
         midi = mido.MidiFile(type=0, ticks_per_beat=TICKS_PER_BEAT)
-        midi.tracks.append(self._track)
-        t0 = self._clock()
+        midi.tracks.append(track_of(ticks, sizes, data, metas))
         tmp = self.path.with_name(self.path.name + ".part")
         try:
             if self.failed == "folder vanished":
