@@ -16,6 +16,7 @@ table row per case (what was measured; it asserts nothing):
 - ``weights``: random bytes, 0 bytes and an exported ONNX folder as ``--weights``.
 - ``data-out``: ``vis2mus-data prepare --out data.out``.
 - ``sigkill``: SIGKILL mid-bar, then ``vis2mus-live --panic`` to the peer; notes left sounding.
+- ``soak`` (not in the default set): 100 Hz sweeps for ``--soak`` s; the server's RSS slope.
 
 Usage: ``python -m benchmarks.fuzz [--duration 40] [--cases flood,poison,...] [--root TREE]``
 (``--root`` runs another checkout's ``run_live.py``, e.g. main before a change).
@@ -165,7 +166,12 @@ def flood_child(kind: str, port: int, seconds: float, seed: int) -> None:
     i = 0
     while time.monotonic() < until:
         i += 1
-        if kind == "valid":
+        if kind == "sweep":
+            t = time.monotonic()
+            sock.sendto(encode("/vis2mus/brightness", 0.8 * np.sin(t / 7.0)), target)
+            sock.sendto(encode("/vis2mus/contrast", 0.6 * np.sin(t / 5.0)), target)
+            time.sleep(0.01)
+        elif kind == "valid":
             rate = (1000, 2000, 5000)[(i // 5000) % 3]
             name = "/vis2mus/brightness" if i % 2 else "/vis2mus/contrast"
             sock.sendto(encode(name, 0.9 * np.sin(i / 400.0)), target)
@@ -417,6 +423,40 @@ def case_data_out(args, work: Path) -> None:
         f"exit {refused.returncode} \"{refused.stderr.strip().splitlines()[-1] if refused.stderr.strip() else ''}\"")
 
 
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def case_soak(args, work: Path) -> None:
+    """100 Hz brightness + contrast sweeps for ``--soak`` s; the server's RSS slope after a
+    30 s warm-up (least squares over a sample every 5 s) and its late steps."""
+    peer = Peer("soakpeer")
+    srv = Server(Path(args.root).resolve(), work, "soak", ["--midi-port", peer.port])
+    try:
+        srv.wait_started()
+        sweep = spawn_flood("sweep", srv.osc_port, args.soak, 20)
+        t0 = time.monotonic()
+        samples = []
+        while sweep.poll() is None:
+            if time.monotonic() - t0 >= 30.0:
+                samples.append((time.monotonic() - t0, rss_kb(srv.proc.pid)))
+            time.sleep(5.0)
+        srv.stop()
+        figures = summary(srv.text())
+        t, kb = np.array(samples).T if len(samples) > 1 else (np.zeros(2), np.zeros(2))
+        slope = np.polyfit(t, kb, 1)[0] * 60.0 if len(samples) > 1 else float("nan")
+        row(f"soak: 100 Hz brightness + contrast sweeps, {args.soak:g} s",
+            f"RSS {kb[0]:.0f} -> {kb[-1]:.0f} kB, {slope:+.0f} kB/min after a 30 s warm-up; "
+            f"{figures.get('late', '?')} late steps of {figures.get('steps', '?')} (worst {figures.get('max', float('nan')):.1f} ms, "
+            f"{figures.get('over10', '?')} over 10 ms), {figures.get('renders', '?')} renders")
+    finally:
+        srv.stop()
+        peer.close()
+
+
 def case_sigkill(args, work: Path) -> None:
     peer = Peer("killpeer")
     srv = Server(Path(args.root).resolve(), work, "kill", ["--midi-port", peer.port, "--bpm", "200",
@@ -453,7 +493,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--duration", type=float, default=40.0, help="seconds of the flood case (default 40)")
-    p.add_argument("--cases", default="poison,zero,unknown,evasion,flood,disk,weights,data-out,sigkill")
+    p.add_argument("--cases", default="poison,zero,unknown,evasion,flood,disk,weights,data-out,sigkill",
+                   help="comma-separated; also: valid (valid floods only), soak")
+    p.add_argument("--soak", type=float, default=180.0, help="seconds of the soak case (default 180)")
     p.add_argument("--root", default=str(ROOT), help="checkout whose run_live.py runs (default this one)")
     p.add_argument("--server-args", nargs="*", default=[], help="extra run_live.py options")
     p.add_argument("--verbose", action="store_true")
@@ -463,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp, JackServer(f"v2mfuzz{os.getpid()}", period=1024):
         if args.cases & {"poison", "zero", "unknown", "flood", "valid"}:
             run_server_cases(args, Path(tmp))
-        for name in ("evasion", "disk", "weights", "data-out", "sigkill"):
+        for name in ("evasion", "disk", "weights", "data-out", "sigkill", "soak"):
             if name in args.cases:
                 globals()[f"case_{name.replace('-', '_')}"](args, Path(tmp))
     return 0

@@ -3,8 +3,8 @@
 The send thread only appends each event's tick and bytes to the raw event list (compact arrays,
 about 8 bytes an event): events are stamped with the musical position the scheduler last set
 (``position``, in beats), so the file keeps the performance's grid even when the machine is busy.
-``flush()`` writes the file with mido: the raw events become a ``mido`` track, saved to
-``NAME.part`` and renamed over the old file (atomic: a reader or a SIGKILL sees the previous
+``flush()`` writes the file with mido: the raw events become the messages of a ``mido`` track as
+mido's writer asks for them, saved to ``NAME.part`` and renamed over the old file (atomic: a reader or a SIGKILL sees the previous
 complete file or the new one). The server
 calls ``flush_due()`` at every bar, which flushes unless the last save was slow (a long recording
 is saved at most ``SAVE_SHARE`` of the time), so a SIGKILL loses at most a bar or two.
@@ -25,6 +25,7 @@ import threading
 import time
 from array import array
 from pathlib import Path
+from typing import Iterator
 
 import mido
 
@@ -40,21 +41,25 @@ REASONS = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded", errno
            errno.EEXIST: "a part of the path is not a folder"}
 
 
-def track_of(ticks: array, sizes: bytes, data: bytes, metas: list[mido.MetaMessage]) -> mido.MidiTrack:
-    """The raw event list as a mido track (delta times; a tick earlier than the one before it is
-    moved up to it, so the file never goes back in time)."""
-    track = mido.MidiTrack()
-    last = offset = meta = 0
-    for tick, size in zip(ticks, sizes):
-        tick = max(tick, last)
-        delta, last = tick - last, tick
-        if size:
-            track.append(mido.Message.from_bytes(data[offset:offset + size], time=delta))
-            offset += size
-        else:
-            track.append(metas[meta].copy(time=delta))
-            meta += 1
-    return track
+class RawTrack:
+    """The raw event list as the messages of a mido track, made one at a time while mido's writer
+    iterates it (``MidiFile.save`` only iterates a track), so a save never holds the recording as
+    objects. Delta times; a tick earlier than the one before it is moved up to it."""
+
+    def __init__(self, ticks: array, sizes: bytes, data: bytes, metas: list[mido.MetaMessage]) -> None:
+        self.ticks, self.sizes, self.data, self.metas = ticks, sizes, data, metas
+
+    def __iter__(self) -> Iterator[mido.Message | mido.MetaMessage]:
+        last = offset = meta = 0
+        for tick, size in zip(self.ticks, self.sizes):
+            tick = max(tick, last)
+            delta, last = tick - last, tick
+            if size:
+                yield mido.Message.from_bytes(self.data[offset:offset + size], time=delta)
+                offset += size
+            else:
+                yield self.metas[meta].copy(time=delta)
+                meta += 1
 
 
 def reason(error: OSError) -> str:
@@ -143,7 +148,7 @@ class Recorder:
             ticks, sizes, data, metas = array("Q", self._ticks), bytes(self._sizes), bytes(self._data), list(self._metas)
             self._dirty = False
         midi = mido.MidiFile(type=0, ticks_per_beat=TICKS_PER_BEAT)
-        midi.tracks.append(track_of(ticks, sizes, data, metas))
+        midi.tracks.append(RawTrack(ticks, sizes, data, metas))
         tmp = self.path.with_name(self.path.name + ".part")
         try:
             if self.failed == "folder vanished":
