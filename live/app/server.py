@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-from live.music.notes import empty_notes
 from live.playback.clock import Clock, ExternalClock
 from live.playback.midiout import MidiOut
 from live.playback.recorder import Recorder
@@ -77,9 +76,7 @@ class Renderer:
             return n_segments, []
         if self.vis2mus is None:
             piece = content or anchor
-            sections = [Section(piece.segment("accompaniment", i),
-                                piece.segment("melody", i) if content is not None else empty_notes())
-                        for i in indices]
+            sections = [Section(piece.segment("accompaniment", i), piece.segment("melody", i)) for i in indices]
         else:
             from live.music.chords import progression_rows
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from live.music.notes import VELOCITY, empty_notes, notes_to_pr_mat, transpose_notes
+from live.music.notes import VELOCITY, notes_to_pr_mat, transpose_notes
 from live.texture.anchors import BEATS_PER_SEGMENT, Anchor
 from live.texture.style import octave_shift, register_shift, shifted_chords
 from live.texture.transform import adjust, check_alpha
@@ -40,8 +40,9 @@ ACCOMPANIMENT_CHANNEL = 1
 class Segment:
     """One rendered 2-bar segment: note lists ``(N, 4)`` with onsets 0..31.
 
-    ``index`` is the segment's position in the loop; ``melody`` is empty unless a content piece
-    was given; ``shift`` is the melody's transposition in semitones (0 without content).
+    ``index`` is the segment's position in the loop; ``melody`` is the content piece's melody
+    (moved by ``shift`` semitones) in style mode, else the anchor's own ``melody.mid`` (empty when
+    it has none; ``shift`` is then 0).
     """
 
     index: int
@@ -183,7 +184,8 @@ class Vis2Mus:
         texture = [i % anchor.n_segments for i in indices]
         shift = self.melody_shift(anchor, content, chords) if content is not None else 0
         if alpha_b == 0.0 and alpha_c == 0.0 and chords is None and content is None and self.keep_original:
-            return [Segment(i, anchor.segment("accompaniment", t), empty_notes()) for i, t in zip(indices, texture)]
+            return [Segment(i, anchor.segment("accompaniment", t), anchor.segment("melody", t))
+                    for i, t in zip(indices, texture)]
         if chords is not None:
             z_chd = self._chord_latents(chords, total)[indices]
         elif content is not None:
@@ -196,7 +198,8 @@ class Vis2Mus:
         for i, t, notes in zip(indices, texture, decoded):
             notes = np.array(notes, dtype=np.int32)
             notes[:, VELOCITY] = _segment_velocity(anchor, t)
-            melody = transpose_notes(content.segment("melody", i), shift) if content is not None else empty_notes()
+            melody = (transpose_notes(content.segment("melody", i), shift) if content is not None
+                      else anchor.segment("melody", t))
             out.append(Segment(i, notes, melody, shift))
         return out
 
