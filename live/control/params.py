@@ -238,6 +238,9 @@ class Params:
         if preset is None:
             known = ", ".join(str(n) for n in sorted(self.presets)) or "none defined"
             raise ValueError(f"no preset {number} (presets: {known})")
+        self._anchor_name(preset.anchor)
+        if preset.content is not None:
+            self._content_name(preset.content)
         values: dict[str, object] = {
             "anchor": preset.anchor, "content": preset.content,
             "alpha_b": float(preset.alpha_b), "alpha_c": float(preset.alpha_c), "preset": number,
@@ -245,6 +248,28 @@ class Params:
         if preset.tempo is not None:
             values["tempo"] = float(preset.tempo)
         return self._apply(values, None)
+
+    def set_library(self, anchors: Iterable[str], contents: Iterable[str] = ()) -> Update:
+        """Replace the names of the loaded anchors and content pieces (an anchor folder re-scan).
+        A current anchor that is gone gives way to the first anchor; a current content piece that
+        is gone ends style mode. Presets keep their names; recalling one whose anchor is gone fails."""
+        names, pieces = tuple(anchors), tuple(contents)
+        if not names:
+            raise ValueError("Params needs at least one anchor name")
+        with self._notify_lock:
+            with self._lock:
+                self.anchors, self.contents = names, pieces
+                state = self._state
+            values: dict[str, object] = {}
+            if state.anchor not in names:
+                values["anchor"] = names[0]
+            if state.content is not None and state.content not in pieces:
+                values["content"] = None
+            note = None
+            if values:
+                note = f"anchor {state.anchor!r} is gone, now {values.get('anchor', state.anchor)!r}" \
+                    if "anchor" in values else f"content piece {state.content!r} is gone; style mode off"
+            return self._apply(values, note)
 
     # Actions
 
