@@ -22,21 +22,24 @@ RENDER_NICE = 5
 log = logging.getLogger(__name__)
 
 
-def _render_main(conn: Connection, settings) -> None:
-    """Child process: load the engine, then answer ``("render", state, indices)`` until ``stop``."""
-    from live.texture.anchors import content_pieces, default_anchors
-
+def _render_main(conn: Connection, settings, anchors: dict, contents: dict) -> None:
+    """Child process: load the engine, then answer ``("render", state, indices)`` and
+    ``("anchors", anchors, contents)`` (the loaded anchors after a re-scan) until ``stop``."""
     setup_logging()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError):  # lowering our own priority only fails on exotic systems
         os.nice(RENDER_NICE)
-    renderer, note = load_renderer(settings, default_anchors(), content_pieces())
+    renderer, note = load_renderer(settings, anchors, contents)
     conn.send(("ready", note))
     while True:
         try:
             message = conn.recv()
         except EOFError:
             return
+        if message[0] == "anchors":
+            renderer.anchors, renderer.contents = message[1], message[2]
+            conn.send(("ok", None))
+            continue
         if message[0] != "render":
             return
         _, state, indices = message
@@ -52,14 +55,15 @@ class RenderProcess:
 
     ``start()`` spawns the child and waits for its engine (``note`` describes it). One request at a
     time. A child that died (killed, crashed) is restarted and the request sent again; if that
-    fails too, the call raises and the worker keeps the current loop.
+    fails too, the call raises and the worker keeps the current loop. ``anchors`` and ``contents``
+    map names to the anchors it renders; :meth:`set_anchors` replaces them.
     """
 
-    def __init__(self, settings, count: Callable[[object], int]) -> None:
+    def __init__(self, settings, count: Callable[[object], int], anchors: dict, contents: dict) -> None:
         self.count = count
         self.note = ""
         self._lock = threading.Lock()
-        self._child = Child(_render_main, (settings,), name="vis2mus-render")
+        self._child = Child(_render_main, (settings, anchors, contents), name="vis2mus-render")
 
     def start(self) -> "RenderProcess":
         self._ready(self._child.start())
@@ -81,11 +85,24 @@ class RenderProcess:
         return payload
 
     def _request(self, state, indices: list[int]) -> tuple[str, object]:
+        return self._send(("render", state, list(indices)))
+
+    def _send(self, message: tuple) -> tuple[str, object]:
         conn = self._child.conn
         if conn is None:
             raise OSError("render process not started")
-        conn.send(("render", state, list(indices)))
+        conn.send(message)
         return conn.recv()
+
+    def set_anchors(self, anchors: dict, contents: dict) -> None:
+        """Render from these anchors and content pieces from now on (a restarted child too)."""
+        with self._lock:
+            self._child.args = (self._child.args[0], anchors, contents)
+            try:
+                self._send(("anchors", anchors, contents))
+            except (EOFError, OSError):  # the next render restarts the child, with the new anchors
+                log.warning("render process exited (code %s); it restarts with the new anchors",
+                            self._child.exitcode)
 
     def close(self) -> None:
         self._child.stop()

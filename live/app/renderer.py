@@ -11,12 +11,13 @@ log = logging.getLogger(__name__)
 
 def render_key(state) -> tuple:
     """The fields whose change re-renders the loop."""
-    return (round(state.alpha_b, 4), round(state.alpha_c, 4), state.anchor, state.content, state.chords)
+    return (round(state.alpha_b, 4), round(state.alpha_c, 4), state.anchor, state.content, state.chords,
+            state.revision)
 
 
 def panic_key(state) -> tuple:
     """The fields whose change also sends all notes off (a different piece)."""
-    return (state.anchor, state.content)
+    return (state.anchor, state.content, state.revision)
 
 
 class Renderer:

@@ -76,7 +76,8 @@ class Library:
     """Shipped anchors plus user folders (``folders``) and directories of folders (``dirs``).
 
     ``anchors`` and ``contents`` map names to :class:`Anchor` in index order (a new dict after
-    every change, so a reader never sees one half-updated). ``log`` gets one line per problem.
+    every change, so a reader never sees one half-updated); ``reloaded`` names those the last
+    change replaced under the same name. ``log`` gets one line per problem.
     """
 
     def __init__(self, folders: Iterable[str | os.PathLike] = (), dirs: Iterable[str | os.PathLike] = (),
@@ -94,6 +95,7 @@ class Library:
         self.anchors: dict[str, Anchor] = {}
         self.contents: dict[str, Anchor] = {}
         self.names: dict[Path, str] = {}
+        self.reloaded: frozenset[str] = frozenset()
         for directory in self.dirs:
             if not directory.is_dir():
                 self._log(f"anchors directory {directory} does not exist; watching for it")
@@ -106,6 +108,11 @@ class Library:
         ``--anchors`` directories."""
         shipped = default_anchors()
         return cls([v for v in values if is_path(v, shipped)], dirs, shipped=shipped, log=log)
+
+    @property
+    def watched(self) -> bool:
+        """Whether there are user folders or directories to re-scan."""
+        return bool(self.folders or self.dirs)
 
     def name_of(self, folder: str | os.PathLike) -> str | None:
         """The name under which the folder at ``folder`` is loaded, else ``None``."""
@@ -179,6 +186,9 @@ class Library:
             target[name] = entry.anchor
             names[folder] = name
         self._announced = {folder: entry.anchor for folder, entry in self._entries.items()}
+        old = {**self.anchors, **self.contents}
+        self.reloaded = frozenset(name for name, anchor in {**anchors, **contents}.items()
+                                  if name in old and old[name] is not anchor)
         self.anchors, self.contents, self.names = anchors, contents, names
 
     def start_anchor(self, values: Iterable[str]) -> str | None:
