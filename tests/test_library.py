@@ -64,7 +64,8 @@ def test_folders_and_directories_load_in_index_order_and_broken_ones_are_one_lin
     assert len(broken) == 1 and "not valid TOML" in broken[0] and broken[0].endswith("skipped")
     assert len(missing) == 1 and "does not exist" in missing[0]
     assert not any("linked" in line for line in lines)
-    assert library.scan() is False and len(lines) == 2, "an unchanged library reads nothing again"
+    assert library.scan() is False and library.scan() is False and len(lines) == 2, \
+        "an unchanged library reads nothing again"
 
 
 def test_is_path_tells_folders_from_names(tmp_path, monkeypatch):
@@ -82,22 +83,27 @@ def test_rescans_add_reload_keep_the_last_good_version_and_drop(tmp_path):
     library = Library(dirs=[shelf], log=lines)
     assert list(library.anchors)[len(SHIPPED):] == ["first"]
     compose(shelf / "second", root=65)
+    assert library.scan() is False, "a new folder is read once it stops changing"
     assert library.scan() is True
     assert list(library.anchors)[len(SHIPPED):] == ["first", "second"]
     before = library.anchors["first"]
     (shelf / "first" / "chords.txt").write_text("F#m " * 16 + "# from the song\n")
-    assert library.scan() is True
+    assert library.scan(settle=False) is True
     after = library.anchors["first"]
     assert after is not before and after.chord_labels[0] == "F#:min"
     assert any("reloaded" in line for line in lines)
     (shelf / "first" / "accompaniment.mid").write_bytes(b"MThd broken")
-    assert library.scan() is False and library.anchors["first"] is after
+    assert library.scan(settle=False) is False and library.anchors["first"] is after
     assert sum("keeping the version loaded before" in line for line in lines) == 1
     assert library.scan() is False and sum("keeping" in line for line in lines) == 1
+    (shelf / "junk").mkdir()
+    (shelf / "junk" / "anchor.toml").write_text("tempo = 90\n")
+    assert library.scan() is False and library.scan() is False and library.scan() is False
+    assert sum("'junk'" in line and line.endswith("skipped") for line in lines) == 1
     for path in (shelf / "second").iterdir():
         path.unlink()
     (shelf / "second").rmdir()
-    assert library.scan() is True and "second" not in library.anchors
+    assert library.scan(settle=False) is True and "second" not in library.anchors
     assert any("'second' removed" in line for line in lines)
 
 
@@ -110,7 +116,7 @@ def test_a_taken_name_is_skipped_with_one_line(tmp_path):
     assert sum("that name is taken" in line for line in lines) == 2
     compose(tmp_path / "new", root=50)
     library.folders.append((tmp_path / "new").resolve())
-    assert library.scan() is True and sum("that name is taken" in line for line in lines) == 2
+    assert library.scan(settle=False) is True and sum("that name is taken" in line for line in lines) == 2
 
 
 def test_the_rescanner_thread_reports_changes_and_survives_a_failing_callback(tmp_path):

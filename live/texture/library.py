@@ -6,7 +6,8 @@ order given, then each directory's anchor folders sorted by name. A folder whose
 has no accompaniment is a content piece and joins the content pieces (style mode) instead.
 
 :meth:`Library.scan` re-reads only what changed, found from the modification times and sizes of
-the files under each folder (cheap enough to call at every bar, off the send thread). A folder
+the files under each folder (cheap enough to call at every bar, off the send thread), once they
+look the same at two scans in a row (not half-way through a copy or a save). A folder
 that cannot be loaded is one log line and is skipped; one that breaks after it loaded keeps
 playing its last good version; one that disappears drops out. Names are unique: a second folder
 with a name already loaded is one line and skipped.
@@ -91,6 +92,7 @@ class Library:
         self._entries: dict[Path, _Entry] = {}
         self._dir_seen: dict[Path, bool] = {}
         self._announced: dict[Path, Anchor | None] = {}
+        self._pending: dict[Path, tuple] = {}
         self._lock = threading.Lock()
         self.anchors: dict[str, Anchor] = {}
         self.contents: dict[str, Anchor] = {}
@@ -99,7 +101,7 @@ class Library:
         for directory in self.dirs:
             if not directory.is_dir():
                 self._log(f"anchors directory {directory} does not exist; watching for it")
-        self.scan()
+        self.scan(settle=False)
 
     @classmethod
     def from_values(cls, values: Iterable[str], dirs: Iterable[str | os.PathLike] = (),
@@ -131,8 +133,11 @@ class Library:
                 out.append(folder)
         return out
 
-    def scan(self) -> bool:
-        """Re-read the folders that changed; returns whether ``anchors`` or ``contents`` changed."""
+    def scan(self, settle: bool = True) -> bool:
+        """Re-read the folders that changed; returns whether ``anchors`` or ``contents`` changed.
+
+        With ``settle``, a changed folder is read only once its files look the same at two scans
+        in a row, so a folder still being copied or saved is not read half-written."""
         with self._lock:
             wanted = self._wanted()
             changed = False
@@ -146,10 +151,15 @@ class Library:
                 sig = signature(folder)
                 entry = self._entries.get(folder)
                 if entry is not None and entry.signature == sig:
+                    self._pending.pop(folder, None)
                     continue
+                if settle and self._pending.get(folder) != sig:
+                    self._pending[folder] = sig
+                    continue
+                self._pending.pop(folder, None)
+                before = entry.anchor if entry is not None else None
                 anchor = self._load(folder, entry)
-                if entry is None or anchor is not entry.anchor:
-                    changed = True
+                changed |= anchor is not before
                 self._entries[folder] = _Entry(folder, sig, anchor)
             if changed or not self.anchors:
                 self._publish()
