@@ -2,8 +2,9 @@
 (``--anchor PATH``) and every anchor folder inside some directories (``--anchors DIR``).
 
 Order (what ``/vis2mus/anchor i`` indexes): the shipped anchors, then the named folders in the
-order given, then each directory's anchor folders sorted by name. A folder whose ``anchor.toml``
-has no accompaniment is a content piece and joins the content pieces (style mode) instead.
+order given, then each directory's anchor folders sorted by name; folders that appear later are
+added at the end, so loaded anchors keep their indices. A folder without an accompaniment (a
+melody and chords) is a content piece and joins the content pieces (style mode) instead.
 
 :meth:`Library.scan` re-reads only what changed, found from the modification times and sizes of
 the files under each folder (cheap enough to call at every bar, off the send thread), once they
