@@ -9,8 +9,11 @@ import logging
 import os
 import signal
 import threading
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Callable
+
+import numpy as np
 
 from live.app.renderer import load_renderer
 from live.app.status import setup_logging
@@ -18,8 +21,15 @@ from live.children import Child
 from live.playback.scheduler import Section
 
 RENDER_NICE = 5
+_NO_IMAGE = np.zeros((1, 1, 3), np.uint8)
 
 log = logging.getLogger(__name__)
+
+
+def music_only(pieces: dict) -> dict:
+    """``pieces`` (name -> ``Anchor``) without their pictures: the render child needs only the
+    music, and a user's photo need not cross the pipe."""
+    return {name: replace(piece, image=_NO_IMAGE) for name, piece in pieces.items()}
 
 
 def _render_main(conn: Connection, settings, anchors: dict, contents: dict) -> None:
@@ -63,7 +73,8 @@ class RenderProcess:
         self.count = count
         self.note = ""
         self._lock = threading.Lock()
-        self._child = Child(_render_main, (settings, anchors, contents), name="vis2mus-render")
+        self._child = Child(_render_main, (settings, music_only(anchors), music_only(contents)),
+                            name="vis2mus-render")
 
     def start(self) -> "RenderProcess":
         self._ready(self._child.start())
@@ -96,6 +107,7 @@ class RenderProcess:
 
     def set_anchors(self, anchors: dict, contents: dict) -> None:
         """Render from these anchors and content pieces from now on (a restarted child too)."""
+        anchors, contents = music_only(anchors), music_only(contents)
         with self._lock:
             self._child.args = (self._child.args[0], anchors, contents)
             try:
