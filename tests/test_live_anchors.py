@@ -25,34 +25,43 @@ pytestmark = [pytest.mark.jack, pytest.mark.slow,
 
 
 class Osc:
-    """A UDP OSC client that keeps every reply of the server."""
+    """A UDP OSC client that keeps every reply of the server. ``wait`` looks only at replies read
+    after the last ``send`` (the server answers every change with the whole state)."""
 
     def __init__(self, port: int) -> None:
         self.target = ("127.0.0.1", port)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
         self.replies: list[tuple[str, list]] = []
+        self.mark = 0
+
+    def _read(self, timeout: float | None) -> bool:
+        self.sock.settimeout(timeout)
+        try:
+            data, _ = self.sock.recvfrom(65536)
+        except (socket.timeout, BlockingIOError):
+            return False
+        if not data.startswith(b"#bundle"):
+            message = OscMessage(data)
+            self.replies.append((message.address, list(message.params)))
+        return True
 
     def send(self, address: str, *values) -> None:
+        while self._read(0.0):
+            pass
+        self.mark = len(self.replies)
         self.sock.sendto(encode(address, *values), self.target)
 
     def wait(self, address: str, check, srv: Server, timeout: float = 30.0) -> list:
-        """Poll replies until one on ``address`` passes ``check(params)``; returns its params."""
+        """Poll replies until one on ``address`` since the last send passes ``check(params)``."""
         deadline = time.monotonic() + timeout
         while True:
-            for path, params in self.replies:
+            for path, params in self.replies[self.mark:]:
                 if path == address and check(params):
                     return params
             assert srv.proc.poll() is None, f"server exited:\n{srv.output()}"
             assert time.monotonic() < deadline, f"no {address} passing the check; got {self.replies[-8:]}"
-            try:
-                data, _ = self.sock.recvfrom(65536)
-            except socket.timeout:
-                continue
-            if not data.startswith(b"#bundle"):
-                message = OscMessage(data)
-                self.replies.append((message.address, list(message.params)))
+            self._read(0.1)
 
     def close(self) -> None:
         self.sock.close()
@@ -126,6 +135,14 @@ def test_the_server_plays_steers_switches_and_rescans_user_anchors(tmp_path):
             wait_until(lambda: any(len(m) == 3 and m[0] == 0x91 and m[1] == 70 - 24 and m[2]
                                    for _, m in peer.snapshot()[edited_at:]), "the edited 'late' playing", srv)
             assert "anchor 'late' reloaded" in srv.output()
+
+            osc.send("/vis2mus/stop")
+            osc.wait("/vis2mus/state/playing", lambda p: p == [0], srv)
+            compose(shelf / "quiet", root=60)  # found while the transport is stopped, too
+            wait_until(lambda: "quiet" in "".join(l for l in srv.output().splitlines() if "anchors now" in l),
+                       "the re-scan finding 'quiet' while stopped", srv)
+            osc.send("/vis2mus/play")
+            osc.wait("/vis2mus/state/playing", lambda p: p == [1], srv)
 
             osc.send("/vis2mus/anchor", str(duet))
             osc.wait("/vis2mus/error", lambda p: "unknown anchor" in p[-1], srv)

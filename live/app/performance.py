@@ -7,7 +7,8 @@ camera/video/image source (``live.control.camera``), renders in the render child
 (``live.app.render_child``), the send thread (``live.playback.scheduler``) on a
 ``live.playback.clock`` clock, MIDI out (``live.playback.midiout``) and the recording
 (``live.playback.recorder``). The main thread only shows the status line, sends beat feedback,
-flushes the recording at each bar and watches the MIDI port.
+flushes the recording and pokes the anchor re-scan at each bar (every half second while
+stopped) and watches the MIDI port.
 """
 
 from __future__ import annotations
@@ -250,6 +251,8 @@ class Performance:
                     last_bar = bar
                 if time.monotonic() >= next_check:
                     self.midi.check()
+                    if self.rescanner is not None and not self.clock.running:
+                        self.rescanner.poke()  # no bars while stopped: anchors still load
                     next_check = time.monotonic() + PORT_CHECK_S
                 status.show(self.status())
         finally:
