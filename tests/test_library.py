@@ -168,3 +168,28 @@ def test_params_follow_the_library_and_index_among_the_loaded(tmp_path):
         params.set_anchor(2)
     with pytest.raises(ValueError, match="unknown anchor '/tmp/x'"):
         params.set_anchor("/tmp/x")
+
+
+def test_a_broken_folder_named_by_start_anchor_or_preset_leaves_the_performance_starting(tmp_path, caplog):
+    import logging
+
+    from live.app.config import parse_settings
+    from live.app.performance import Performance
+
+    shelf = tmp_path / "shelf"
+    compose(shelf / "good")
+    (shelf / "broken").mkdir()
+    (shelf / "broken" / "anchor.toml").write_text("tempo = 900\n")
+    config = tmp_path / "live.toml"
+    config.write_text(f'anchors = "{shelf}"\nanchor = "broken"\n'
+                      '[presets.1]\nanchor = "broken"\n[presets.2]\nanchor = "good"\nbrightness = 0.5\n')
+    caplog.set_level(logging.WARNING)
+    performance = Performance(parse_settings(["--config", str(config), "--no-record"]))
+    assert performance.params.snapshot().anchor == "good"
+    assert sorted(performance.params.presets) == [2]
+    assert performance.params.recall(2).state.alpha_b == 0.5
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum("image file image.png is missing" in line and line.endswith("skipped") for line in lines) == 1
+    assert "preset 1 names anchor 'broken', which did not load; preset 1 left out" in lines
+    with pytest.raises(Exception, match="unknown anchor 'lake'"):
+        Performance(parse_settings(["--config", str(config), "--anchor", "lake", "--no-record"]))

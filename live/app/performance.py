@@ -52,6 +52,7 @@ class Performance:
         self._stop = threading.Event()
         self.library = Library.from_values(settings.anchor, settings.anchors, log=log.warning)
         self.anchors, self.contents = self.library.anchors, self.library.contents
+        settings = self.settings = self._without_failed_presets(settings)
         self.params = build_params(settings, list(self.anchors), list(self.contents),
                                    start=self.library.start_anchor(settings.anchor))
         self._counter = Renderer(self.anchors, self.contents)
@@ -109,6 +110,19 @@ class Performance:
 
             self.rescanner = Rescanner(self.library, self._on_library, log=log.warning)
         return self
+
+    def _without_failed_presets(self, settings):
+        """``settings`` less the presets that name an anchor folder that did not load (one line each)."""
+        failed = self.library.failed
+        keep = {}
+        for number, preset in settings.presets.items():
+            missing = next((n for n in (preset.anchor, preset.content) if n in failed), None)
+            if missing is None:
+                keep[number] = preset
+            else:
+                log.warning("preset %d names anchor %r, which did not load; preset %d left out", number, missing,
+                            number)
+        return settings if len(keep) == len(settings.presets) else replace(settings, presets=keep)
 
     def _warm_up(self, state, n_segments: int) -> float:
         """Time one real regeneration (current + next segment, brightness 0.5): the figure the

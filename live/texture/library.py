@@ -117,6 +117,13 @@ class Library:
         """Whether there are user folders or directories to re-scan."""
         return bool(self.folders or self.dirs)
 
+    @property
+    def failed(self) -> frozenset[str]:
+        """Names of the user folders that are not loaded (broken, or a name already taken)."""
+        loaded = set(self.names)
+        return frozenset(folder.name for folder in self._entries if folder not in loaded) - set(self.anchors) \
+            - set(self.contents)
+
     def name_of(self, folder: str | os.PathLike) -> str | None:
         """The name under which the folder at ``folder`` is loaded, else ``None``."""
         return self.names.get(Path(folder).expanduser().resolve())
@@ -204,12 +211,15 @@ class Library:
 
     def start_anchor(self, values: Iterable[str]) -> str | None:
         """The anchor a performance starts with, from the ``--anchor`` values (names or folders):
-        the first value that is loaded; a value that is neither a folder nor a loaded name is
-        returned as it is (for the caller's "unknown anchor" error). Without values, the first
+        the first value that is loaded (folders and names of folders that did not load are passed
+        over); a value that is neither a folder nor a known name is returned as it is (for the
+        caller's "unknown anchor" error). Without values, the first
         anchor of the ``--anchors`` directories; ``None`` when there is none."""
         for value in values:
             if value in self.anchors:
                 return value
+            if value in self.failed:
+                continue
             if not is_path(value, self.anchors):
                 return value
             name = self.name_of(value)
