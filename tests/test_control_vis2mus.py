@@ -5,7 +5,6 @@ small model exported to ONNX in a temporary folder, so they run without the ship
 """
 
 import threading
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,21 +15,7 @@ from live.music.notes import DURATION, ONSET, PITCH, transpose_notes
 from live.texture.anchors import content_pieces, default_anchors
 from live.texture.style import blend_images, octave_shift, register_shift
 from live.texture.vis2mus import Vis2Mus
-
-
-def random_weights(folder: Path) -> Path:
-    """A randomly initialised small poly-dis model and its model card in ``folder``."""
-    torch = pytest.importorskip("torch", reason="exporting the test model needs torch (pip install -e .[train])")
-    import json
-
-    from model.polydis import CONFIGS, PolyDis
-
-    torch.manual_seed(0)
-    folder.mkdir(parents=True, exist_ok=True)
-    weights = folder / "random-small.pt"
-    torch.save(PolyDis(CONFIGS["small"]).state_dict(), weights)
-    weights.with_suffix(".json").write_text(json.dumps({"config": CONFIGS["small"].to_dict()}))
-    return weights
+from tests.support.scratch import random_weights
 
 
 @pytest.fixture(scope="module")
@@ -217,11 +202,11 @@ def test_a_texture_anchors_own_melody_plays_with_every_render(engine, tmp_path):
 
     from live.music.midifile import write_midi
     from live.music.notes import make_notes
-    from live.texture.anchors import load_anchor
+    from live.texture.anchors import DEFAULT_ANCHORS, load_anchor
 
     folder = tmp_path / "with_tune"
     folder.mkdir()
-    shipped = Path(__file__).resolve().parents[1] / "live" / "texture" / "data" / "anchors" / "block_chords"
+    shipped = DEFAULT_ANCHORS / "block_chords"
     for name in ("accompaniment.mid", "chords.txt"):
         (folder / name).write_bytes((shipped / name).read_bytes())
     Image.fromarray(np.full((6, 6, 3), 90, np.uint8)).save(folder / "image.png")

@@ -14,11 +14,12 @@ import mido
 import pytest
 from pythonosc.osc_message import OscMessage
 
-from benchmarks.jackrig import JackServer, Peer, jackd_available
 from live.control.osc import encode
 from live.texture.anchors import default_anchors, load_anchor
-from test_library import compose
-from test_live_server import Server, released
+from tests.support.anchors import compose
+from tests.support.jackrig import JackServer, Peer, jackd_available
+from tests.support.polling import wait_until
+from tests.test_live_server import Server, released
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow,
               pytest.mark.skipif(not jackd_available(), reason="jackd not installed (apt-get install jackd2)")]
@@ -67,12 +68,10 @@ class Osc:
         self.sock.close()
 
 
-def wait_until(condition, what: str, srv: Server, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert srv.proc.poll() is None, f"server exited:\n{srv.output()}"
-        assert time.monotonic() < deadline, f"{what} did not happen in time:\n{srv.output()[-3000:]}"
-        time.sleep(0.05)
+def happens(condition, what: str, srv: Server, timeout: float = 30.0) -> None:
+    """Poll until ``condition()`` holds, failing early if the server exits."""
+    assert wait_until(lambda: condition() or srv.proc.poll() is not None, timeout, step=0.05) \
+        and srv.proc.poll() is None, f"{what} did not happen in time:\n{srv.output()[-3000:]}"
 
 
 def balance(path: Path) -> tuple[Counter, bool]:
@@ -105,25 +104,25 @@ def test_the_server_plays_steers_switches_and_rescans_user_anchors(tmp_path):
         osc = Osc(srv.osc_port)
         try:
             srv.wait_for("OSC listening")
-            wait_until(lambda: sum(m[0] == 0x90 for _, m in peer.snapshot() if len(m) == 3 and m[2]) >= 4,
+            happens(lambda: sum(m[0] == 0x90 for _, m in peer.snapshot() if len(m) == 3 and m[2]) >= 4,
                        "the duet's melody on channel 1", srv)
             own = {int(p) for p in load_anchor(duet).accompaniment[:, 1]}
             osc.send("/vis2mus/brightness", 0.7)
             assert osc.wait("/vis2mus/state/brightness", lambda p: abs(p[0] - 0.7) < 1e-6, srv)
             assert osc.wait("/vis2mus/state/anchor", lambda p: p == ["duet"], srv)
             steered_at = len(peer.snapshot())
-            wait_until(lambda: {m[1] for _, m in peer.snapshot()[steered_at:]
+            happens(lambda: {m[1] for _, m in peer.snapshot()[steered_at:]
                                 if len(m) == 3 and m[0] == 0x91 and m[2]} - own,
                        "accompaniment notes the duet does not have, at brightness 0.7", srv)
             osc.send("/vis2mus/anchor", "echo")
             osc.wait("/vis2mus/state/anchor", lambda p: p == ["echo"], srv)
             echo_at = len(peer.snapshot())
-            wait_until(lambda: sum(1 for _, m in peer.snapshot()[echo_at:] if len(m) == 3 and m[0] == 0x91 and m[2]) >= 4,
+            happens(lambda: sum(1 for _, m in peer.snapshot()[echo_at:] if len(m) == 3 and m[0] == 0x91 and m[2]) >= 4,
                        "echo's accompaniment", srv)
 
             compose(shelf / "late", root=65)
             added = time.monotonic()
-            wait_until(lambda: "late" in "".join(l for l in srv.output().splitlines() if "anchors now" in l),
+            happens(lambda: "late" in "".join(l for l in srv.output().splitlines() if "anchors now" in l),
                        "the re-scan finding 'late'", srv)
             print(f"re-scan: a new anchor folder was playable {time.monotonic() - added:.2f} s after it appeared")
             osc.send("/vis2mus/anchor", first_user + 2)
@@ -132,14 +131,14 @@ def test_the_server_plays_steers_switches_and_rescans_user_anchors(tmp_path):
             osc.wait("/vis2mus/state/brightness", lambda p: p[0] == 0.0, srv)
             compose(shelf / "late", root=70)  # edited while it plays: reloaded at a bar boundary
             edited_at = len(peer.snapshot())
-            wait_until(lambda: any(len(m) == 3 and m[0] == 0x91 and m[1] == 70 - 24 and m[2]
+            happens(lambda: any(len(m) == 3 and m[0] == 0x91 and m[1] == 70 - 24 and m[2]
                                    for _, m in peer.snapshot()[edited_at:]), "the edited 'late' playing", srv)
             assert "anchor 'late' reloaded" in srv.output()
 
             osc.send("/vis2mus/stop")
             osc.wait("/vis2mus/state/playing", lambda p: p == [0], srv)
             compose(shelf / "quiet", root=60)  # found while the transport is stopped, too
-            wait_until(lambda: "quiet" in "".join(l for l in srv.output().splitlines() if "anchors now" in l),
+            happens(lambda: "quiet" in "".join(l for l in srv.output().splitlines() if "anchors now" in l),
                        "the re-scan finding 'quiet' while stopped", srv)
             osc.send("/vis2mus/play")
             osc.wait("/vis2mus/state/playing", lambda p: p == [1], srv)
@@ -149,7 +148,7 @@ def test_the_server_plays_steers_switches_and_rescans_user_anchors(tmp_path):
             osc.send("/vis2mus/anchor", first_user)
             osc.wait("/vis2mus/state/anchor", lambda p: p == ["duet"], srv)
             back_at = len(peer.snapshot())
-            wait_until(lambda: sum(1 for _, m in peer.snapshot()[back_at:] if len(m) == 3 and m[0] == 0x90 and m[2]) >= 4,
+            happens(lambda: sum(1 for _, m in peer.snapshot()[back_at:] if len(m) == 3 and m[0] == 0x90 and m[2]) >= 4,
                        "the duet's melody after switching back", srv)
             assert srv.terminate() == 0
             assert released(peer), (peer.held(), srv.output()[-3000:])

@@ -15,10 +15,10 @@ from typing import Callable
 
 import numpy as np
 
+from live import logs
 from live.app.renderer import load_renderer
-from live.app.status import setup_logging
 from live.children import Child
-from live.playback.scheduler import Section
+from live.music.notes import Segment
 
 RENDER_NICE = 5
 _NO_IMAGE = np.zeros((1, 1, 3), np.uint8)
@@ -35,7 +35,7 @@ def music_only(pieces: dict) -> dict:
 def _render_main(conn: Connection, settings, anchors: dict, contents: dict) -> None:
     """Child process: load the engine, then answer ``("render", state, indices)`` and
     ``("anchors", anchors, contents)`` (the loaded anchors after a re-scan) until ``stop``."""
-    setup_logging()
+    logs.setup()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError):  # lowering our own priority only fails on exotic systems
         os.nice(RENDER_NICE)
@@ -60,7 +60,7 @@ def _render_main(conn: Connection, settings, anchors: dict, contents: dict) -> N
 
 
 class RenderProcess:
-    """Callable like ``Renderer``: ``(state, indices) -> (n_segments, [Section])``, answered by the
+    """Callable like ``Renderer``: ``(state, indices) -> (n_segments, [Segment])``, answered by the
     render child; ``count`` is the parent's own loop-length function.
 
     ``start()`` spawns the child and waits for its engine (``note`` describes it). One request at a
@@ -83,7 +83,7 @@ class RenderProcess:
     def _ready(self, conn: Connection) -> None:
         _, self.note = conn.recv()
 
-    def __call__(self, state, indices: list[int]) -> tuple[int, list[Section]]:
+    def __call__(self, state, indices: list[int]) -> tuple[int, list[Segment]]:
         with self._lock:
             try:
                 kind, payload = self._request(state, indices)

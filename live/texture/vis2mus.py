@@ -22,33 +22,16 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from live.music.notes import VELOCITY, notes_to_pr_mat, transpose_notes
-from live.texture.anchors import BEATS_PER_SEGMENT, Anchor
+from live.music.chords import ROW
+from live.music.notes import BEATS_PER_SEGMENT, VELOCITY, Segment, notes_to_pr_mat, transpose_notes
+from live.texture.anchors import Anchor
 from live.texture.style import octave_shift, register_shift, shifted_chords
 from live.texture.transform import adjust, check_alpha
 
-MELODY_CHANNEL = 0
-ACCOMPANIMENT_CHANNEL = 1
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One rendered 2-bar segment: note lists ``(N, 4)`` with onsets 0..31.
-
-    ``index`` is the segment's position in the loop; ``melody`` is the content piece's melody
-    (moved by ``shift`` semitones) in style mode, else the anchor's own ``melody.mid`` (empty when
-    it has none; ``shift`` is then 0).
-    """
-
-    index: int
-    accompaniment: np.ndarray
-    melody: np.ndarray
-    shift: int = 0
 
 
 class Vis2Mus:
@@ -145,7 +128,7 @@ class Vis2Mus:
         if not np.isfinite(rows).all():
             raise ValueError("chord rows contain NaN or inf")
         beats = np.arange(n_segments * BEATS_PER_SEGMENT) % len(rows)
-        return rows[beats].reshape(n_segments, BEATS_PER_SEGMENT, 36)
+        return rows[beats].reshape(n_segments, BEATS_PER_SEGMENT, ROW)
 
     # rendering
 
@@ -184,7 +167,7 @@ class Vis2Mus:
         texture = [i % anchor.n_segments for i in indices]
         shift = self.melody_shift(anchor, content, chords) if content is not None else 0
         if alpha_b == 0.0 and alpha_c == 0.0 and chords is None and content is None and self.keep_original:
-            return [Segment(i, anchor.segment("accompaniment", t), anchor.segment("melody", t))
+            return [Segment(anchor.segment("accompaniment", t), anchor.segment("melody", t), index=i)
                     for i, t in zip(indices, texture)]
         if chords is not None:
             z_chd = self._chord_latents(chords, total)[indices]
@@ -200,7 +183,7 @@ class Vis2Mus:
             notes[:, VELOCITY] = _segment_velocity(anchor, t)
             melody = (transpose_notes(content.segment("melody", i), shift) if content is not None
                       else anchor.segment("melody", t))
-            out.append(Segment(i, notes, melody, shift))
+            out.append(Segment(notes, melody, index=i, shift=shift))
         return out
 
 
