@@ -1,11 +1,14 @@
 """``Performance``: the parts of a running performance wired together.
 
-Performance state (``live.control.params``), OSC input (``live.control.osc``), the optional
+The anchors (``live.texture.library``: shipped, ``--anchor`` folders, ``--anchors`` directories,
+re-scanned at every bar on a thread of their own), performance state (``live.control.params``),
+OSC input (``live.control.osc``), the optional
 camera/video/image source (``live.control.camera``), renders in the render child
 (``live.app.render_child``), the send thread (``live.playback.scheduler``) on a
 ``live.playback.clock`` clock, MIDI out (``live.playback.midiout``) and the recording
 (``live.playback.recorder``). The main thread only shows the status line, sends beat feedback,
-flushes the recording at each bar and watches the MIDI port.
+flushes the recording and pokes the anchor re-scan at each bar (every half second while
+stopped) and watches the MIDI port.
 """
 
 from __future__ import annotations
@@ -44,13 +47,17 @@ class Performance:
 
     def __init__(self, settings) -> None:
         from live.app.config import build_params
-        from live.texture.anchors import content_pieces, default_anchors
+        from live.texture.library import Library
 
         self.settings = settings
         self._stop = threading.Event()
-        self.anchors = default_anchors()
-        self.contents = content_pieces()
-        self.params = build_params(settings, list(self.anchors), list(self.contents))
+        self.library = Library.from_values(settings.anchor, settings.anchors, log=log.warning)
+        self.anchors, self.contents = self.library.anchors, self.library.contents
+        settings = self.settings = self._without_failed_presets(settings)
+        self.params = build_params(settings, list(self.anchors), list(self.contents),
+                                   start=self.library.start_anchor(settings.anchor))
+        self._counter = Renderer(self.anchors, self.contents)
+        self.rescanner = None
         self.record_path = Path(settings.record) if settings.record and not settings.no_record else None
         self.renderer: RenderProcess | None = None
         self.recorder: Recorder | None = None
@@ -70,7 +77,7 @@ class Performance:
         """Start the render child, render the first loop, open MIDI/OSC/camera; returns ``self``."""
         settings = self.settings
         state = self.params.snapshot()
-        self.renderer = RenderProcess(settings, Renderer(self.anchors, self.contents).count).start()
+        self.renderer = RenderProcess(settings, self._counter.count, self.anchors, self.contents).start()
         self.engine_note = self.renderer.note
         t0 = time.perf_counter()
         n_segments, sections = self.renderer(state, list(range(self.renderer.count(state))))
@@ -99,6 +106,10 @@ class Performance:
         self.params.on_action("panic", lambda s: self.scheduler.panic())
         self.osc = self._make_osc()
         self.camera = self._make_camera()
+        if self.library.watched:
+            from live.texture.library import Rescanner
+
+            self.rescanner = Rescanner(self.library, self._on_library, log=log.warning)
         return self
 
     def _make_recorder(self, bpm: float) -> Recorder | None:
@@ -110,6 +121,19 @@ class Performance:
             log.warning("recording off: cannot write %s: %s", self.record_path, reason(exc))
             self.record_path = None
             return None
+
+    def _without_failed_presets(self, settings):
+        """``settings`` less the presets that name an anchor folder that did not load (one line each)."""
+        failed = self.library.failed
+        keep = {}
+        for number, preset in settings.presets.items():
+            missing = next((n for n in (preset.anchor, preset.content) if n in failed), None)
+            if missing is None:
+                keep[number] = preset
+            else:
+                log.warning("preset %d names anchor %r, which did not load; preset %d left out", number, missing,
+                            number)
+        return settings if len(keep) == len(settings.presets) else replace(settings, presets=keep)
 
     def _warm_up(self, state, n_segments: int) -> float:
         """Time one real regeneration (current + next segment, brightness 0.5): the figure the
@@ -152,6 +176,18 @@ class Performance:
         if "velocity" in changed:
             self.scheduler.velocity = state.velocity
         self.regenerator.submit(state)
+
+    def _on_library(self, library) -> None:
+        """A re-scan changed the anchors (rescanner thread): the renderers first, then the state."""
+        self.renderer.set_anchors(library.anchors, library.contents)
+        self._counter.anchors, self._counter.contents = library.anchors, library.contents
+        self.anchors, self.contents = library.anchors, library.contents
+        if self.camera is not None:
+            self.camera.anchors = library.anchors
+        update = self.params.set_library(list(library.anchors), list(library.contents), library.reloaded)
+        if update.note:
+            log.warning("%s", update.note)
+        log.warning("anchors now: %s", ", ".join(f"{i} {name}" for i, name in enumerate(library.anchors)))
 
     def _external_transport(self, kind: str) -> None:
         self.params.set_playing(kind != "stop")
@@ -218,6 +254,8 @@ class Performance:
             self.osc.start()
         if self.camera is not None:
             self.camera.start()
+        if self.rescanner is not None:
+            self.rescanner.start()
         self.scheduler.start()
         self.regenerator.start(self.params.snapshot())
         if self.external is None:
@@ -233,9 +271,13 @@ class Performance:
                         self.osc.send_beat(bar, beat)
                     if bar != last_bar and self.recorder is not None:
                         self.recorder.flush_due()
+                    if bar != last_bar and self.rescanner is not None:
+                        self.rescanner.poke()
                     last_bar = bar
                 if time.monotonic() >= next_check:
                     self.midi.check()
+                    if self.rescanner is not None and not self.clock.running:
+                        self.rescanner.poke()  # no bars while stopped: anchors still load
                     next_check = time.monotonic() + PORT_CHECK_S
                 status.show(self.status())
         finally:
@@ -250,6 +292,8 @@ class Performance:
         ``open()`` got to)."""
         if self.osc is not None:
             self.osc.stop()
+        if self.rescanner is not None:
+            self.rescanner.stop()
         if self.camera is not None:
             self.camera.stop()
         if self.regenerator is not None:
