@@ -26,8 +26,8 @@ from typing import Any, Callable, Mapping
 
 import tomli_w
 
-from live.control import oscspace
-from live.control.params import QUANTA, SOURCES, Params
+from live.control import oscdispatch, oscspace
+from live.control.params import QUANTA, SOURCES, Params, Update
 
 CURVES = ("linear", "exp", "log")
 BUTTON_THRESHOLD = 64
@@ -134,32 +134,18 @@ def value_of(binding: Binding, value: int, anchors: int) -> list[object]:
 
 
 def handlers(params: Params) -> dict[str, Callable[[list], str | None]]:
-    """The ``Params`` call each mappable control makes (the calls the OSC server makes for the
-    same addresses): name -> ``handler(values) -> clamp notice or None``."""
-    p = params
-    table: dict[str, Callable[[list], str | None]] = {
-        "brightness": lambda v: p.set_brightness(v[0]).note,
-        "contrast": lambda v: p.set_contrast(v[0]).note,
-        "tempo": lambda v: p.set_tempo(v[0]).note,
-        "velocity": lambda v: p.set_velocity(v[0]).note,
-        "anchor": lambda v: _quiet(p.set_anchor(v[0])),
-        "quantum": lambda v: _quiet(p.set_quantum(v[0])),
-        "source": lambda v: _quiet(p.set_source(v[0])),
-        "preset": lambda v: _quiet(p.recall(v[0])),
-        "play": lambda v: _quiet(p.play()),
-        "stop": lambda v: _quiet(p.stop()),
-        "panic": lambda v: _quiet(p.panic()),
-        "style/off": lambda v: _quiet(p.style_off()),
-        "chords/off": lambda v: _quiet(p.set_chords(None)),
-    }
-    missing = set(MAPPABLE) ^ set(table)
-    if missing:
-        raise RuntimeError(f"CC handler table and the mappable controls differ: {sorted(missing)}")
-    return table
+    """The OSC server's own handlers (``live.control.oscdispatch``) for the mappable controls:
+    name -> ``handler(values) -> clamp notice or None``, so a CC makes exactly the ``Params`` call
+    its OSC address makes."""
+    table = oscdispatch.handlers(params, on_state=lambda _peer: None)
 
+    def bind(handler: oscdispatch.Handler) -> Callable[[list], str | None]:
+        def call(values: list) -> str | None:
+            result = handler(values, ("midi", 0))
+            return result.note if isinstance(result, Update) else None
+        return call
 
-def _quiet(_result: object) -> None:
-    return None
+    return {name: bind(table[f"{oscspace.PREFIX}/{name}"]) for name in MAPPABLE}
 
 
 # The [midi.cc] table of the TOML config

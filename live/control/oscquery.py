@@ -16,12 +16,12 @@ import logging
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from live.control import oscspace
 from live.control.osc import state_messages
-from live.control.params import QUANTA, SOURCES, State
+from live.control.params import QUANTA, SOURCES, Params, State
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +95,13 @@ def lookup(tree: dict[str, Any], path: str) -> dict[str, Any] | None:
 class OscQueryServer:
     """HTTP server for the OSCQuery namespace on ``host:port`` (port 0 picks a free one).
 
-    ``snapshot()`` gives the current ``State``; ``osc_port`` is where the OSC server listens.
+    Every request reads the current state and anchor names of ``params`` (``live.control.params.
+    Params``; a re-scan may change the anchors); ``osc_port`` is where the OSC server listens.
     """
 
-    def __init__(self, snapshot: Callable[[], State], anchors: tuple[str, ...], osc_port: int,
-                 host: str = "127.0.0.1", port: int = 0, osc_host: str = "127.0.0.1") -> None:
-        self.snapshot = snapshot
-        self.anchors = tuple(anchors)
+    def __init__(self, params: Params, osc_port: int, host: str = "127.0.0.1", port: int = 0,
+                 osc_host: str = "127.0.0.1") -> None:
+        self.params = params
         self.osc_port = osc_port
         self.osc_host = osc_host
         owner = self
@@ -135,7 +135,7 @@ class OscQueryServer:
         query = unquote(url.query)
         if query == "HOST_INFO":
             return self._send(request, 200, self.host_info())
-        found = lookup(namespace(self.snapshot(), self.anchors), unquote(url.path))
+        found = lookup(namespace(self.params.snapshot(), tuple(self.params.anchors)), unquote(url.path))
         if found is None:
             return self._send(request, 404, {"error": f"no OSC address {url.path}"})
         if query:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from live.music.chords import ROW
-from live.music.notes import BEATS_PER_SEGMENT, VELOCITY, Segment, empty_notes, notes_to_pr_mat, transpose_notes
+from live.music.notes import BEATS_PER_SEGMENT, VELOCITY, Segment, notes_to_pr_mat, transpose_notes
 from live.texture.anchors import Anchor
 from live.texture.style import octave_shift, register_shift, shifted_chords
 from live.texture.transform import adjust, check_alpha
@@ -167,7 +167,8 @@ class Vis2Mus:
         texture = [i % anchor.n_segments for i in indices]
         shift = self.melody_shift(anchor, content, chords) if content is not None else 0
         if alpha_b == 0.0 and alpha_c == 0.0 and chords is None and content is None and self.keep_original:
-            return [Segment(anchor.segment("accompaniment", t), empty_notes(), index=i) for i, t in zip(indices, texture)]
+            return [Segment(anchor.segment("accompaniment", t), anchor.segment("melody", t), index=i)
+                    for i, t in zip(indices, texture)]
         if chords is not None:
             z_chd = self._chord_latents(chords, total)[indices]
         elif content is not None:
@@ -180,7 +181,8 @@ class Vis2Mus:
         for i, t, notes in zip(indices, texture, decoded):
             notes = np.array(notes, dtype=np.int32)
             notes[:, VELOCITY] = _segment_velocity(anchor, t)
-            melody = transpose_notes(content.segment("melody", i), shift) if content is not None else empty_notes()
+            melody = (transpose_notes(content.segment("melody", i), shift) if content is not None
+                      else anchor.segment("melody", t))
             out.append(Segment(notes, melody, index=i, shift=shift))
         return out
 
