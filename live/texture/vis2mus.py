@@ -28,12 +28,22 @@ from pathlib import Path
 import numpy as np
 
 from live.music.notes import VELOCITY, empty_notes, notes_to_pr_mat, transpose_notes
+from live.texture import dynamics
 from live.texture.anchors import BEATS_PER_SEGMENT, Anchor
+from live.texture import relative
+from live.texture.calibration import CAPS, GRID, REACH_FACTORS, SIDES, choose_reach, contrast_factor, side
+from live.texture.register import DEFAULT_RANGE, check_range, fold_into, keep_under
 from live.texture.style import octave_shift, register_shift, shifted_chords
-from live.texture.transform import adjust, check_alpha
+from live.texture.transform import adjust, adjust_factor, check_alpha
 
 MELODY_CHANNEL = 0
 ACCOMPANIMENT_CHANNEL = 1
+LOAD_BATCH = 128
+"""Rows per engine call when an anchor is decoded for feel mode at load."""
+MODES = ("feel", "paper")
+"""``feel``: relative decoding, calibrated faders, register, melody on top, the anchor's dynamics
+(module ``live.texture.calibration`` and its neighbours); ``paper``: eq. (1)/(2) straight, the
+decode as it is, one velocity per segment."""
 
 
 @dataclass(frozen=True)
@@ -50,15 +60,34 @@ class Segment:
     shift: int = 0
 
 
+@dataclass(frozen=True)
+class Feel:
+    """What feel mode knows of an anchor after load: per fader side (``calibration.SIDES``) the
+    ordered changes of each segment, and the anchor's dynamics."""
+
+    moves: dict[str, tuple[relative.Moves, ...]]
+    dynamics: dynamics.Dynamics
+    reach: float
+
+
 class Vis2Mus:
     """Renders anchors through an engine (``live.inference.engine.Engine`` API). Thread-safe.
 
-    ``keep_original``: with both alphas 0, no chord override and no content, return the
-    anchor's own accompaniment instead of the model's reconstruction (as Vis2Mus does).
+    ``mode``: one of :data:`MODES`. ``keep_original`` (paper mode): with both alphas 0, no chord
+    override and no content, return the anchor's own accompaniment instead of the model's
+    reconstruction (as Vis2Mus does); feel mode always plays the anchor at 0. ``register``: the
+    ``(low, high)`` MIDI pitch range feel mode folds notes into. ``reach``: contrast's factor at
+    the top of the fader in feel mode (default: calibrated per anchor at load).
     """
 
-    def __init__(self, engine, cache_dir: str | os.PathLike | None = None, keep_original: bool = True) -> None:
+    def __init__(self, engine, cache_dir: str | os.PathLike | None = None, keep_original: bool = True,
+                 mode: str = "feel", register: tuple[int, int] = DEFAULT_RANGE, reach: float | None = None) -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r} ({', '.join(MODES)})")
         self.engine = engine
+        self.mode = mode
+        self.register = check_range(*register)
+        self.reach = None if reach is None else float(reach)
         self.keep_original = keep_original
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         manifest = getattr(engine, "manifest", None) or {}
@@ -67,6 +96,7 @@ class Vis2Mus:
         self._maps: dict[str, np.ndarray] = {}
         self._z_chd: dict[str, np.ndarray] = {}
         self._override_z_chd: dict[str, np.ndarray] = {}
+        self._feel: dict[str, Feel] = {}
 
     # caches
 
@@ -120,6 +150,62 @@ class Vis2Mus:
             self._maps.setdefault(anchor.digest, maps)
             self._z_chd.setdefault(anchor.digest, z_chd)
             return self._maps[anchor.digest], self._z_chd[anchor.digest]
+
+    def feel(self, anchor: Anchor) -> Feel:
+        """The :class:`Feel` of an anchor (cached): every segment decoded unedited and at each
+        |alpha| of ``calibration.GRID`` on each side of both faders, in batches of
+        :data:`LOAD_BATCH` rows."""
+        with self._lock:
+            if anchor.digest in self._feel:
+                return self._feel[anchor.digest]
+        maps, z_chd = self.prepare(anchor)
+        reach = self._reach(maps)
+        edits = [maps]
+        for name in SIDES:
+            sign = 1.0 if name.endswith("+") else -1.0
+            for a in GRID:
+                if name.startswith("brightness"):
+                    edits.append(adjust_factor(maps, sign * a, 1.0))
+                else:
+                    edits.append(adjust_factor(maps, 0.0, contrast_factor(sign * a, reach)))
+        rows = np.concatenate(edits)
+        z_chd_rows = np.tile(z_chd, (len(edits), 1))
+        decoded = []
+        for start in range(0, len(rows), LOAD_BATCH):
+            part = slice(start, start + LOAD_BATCH)
+            decoded += self.engine.decode(z_chd_rows[part], self.engine.texture_latent(rows[part]))
+        n = anchor.n_segments
+        profile = dynamics.profile(anchor.accompaniment)
+        folded = [fold_into(np.asarray(d, dtype=np.int32), *self.register) for d in decoded]
+        table: dict[str, tuple[relative.Moves, ...]] = {}
+        for s, name in enumerate(SIDES):
+            per_segment = []
+            for t in range(n):
+                grid = [folded[(1 + s * len(GRID) + k) * n + t] for k in range(len(GRID))]
+                own = self._own(anchor, t)
+                found = relative.moves(own, folded[t], grid, *CAPS[name])
+                per_segment.append(relative.Moves(dynamics.follow(found.additions, own, profile), found.removals))
+            table[name] = tuple(per_segment)
+        feel = Feel(moves=table, dynamics=profile, reach=reach)
+        with self._lock:
+            return self._feel.setdefault(anchor.digest, feel)
+
+    def _reach(self, maps: np.ndarray) -> float:
+        """Contrast's reach for feature maps ``(S, 10, 8, 29)``: ``calibration.choose_reach`` on
+        the mean texture-latent distances of the flat map and of each candidate factor (one
+        engine call); the fixed ``reach`` when one was given."""
+        if self.reach is not None:
+            return self.reach
+        factors = (0.0,) + REACH_FACTORS
+        latents = self.engine.texture_latent(np.concatenate([adjust_factor(maps, 0.0, f) for f in factors]))
+        base = self.engine.texture_latent(maps)
+        n = len(maps)
+        dist = [float(np.linalg.norm(latents[k * n:(k + 1) * n] - base, axis=1).mean()) for k in range(len(factors))]
+        return choose_reach(dist[0], dist[1:])
+
+    def _own(self, anchor: Anchor, texture: int) -> np.ndarray:
+        """The anchor's accompaniment segment ``texture`` folded into the register ``(N, 4)``."""
+        return fold_into(anchor.segment("accompaniment", texture), *self.register)
 
     def _chord_latents(self, rows: np.ndarray, n_segments: int) -> np.ndarray:
         """``z_chd`` ``(n_segments, 256)`` of chord rows looped to ``n_segments * 8`` beats (cached)."""
@@ -182,23 +268,51 @@ class Vis2Mus:
         maps, own_z_chd = self.prepare(anchor)
         texture = [i % anchor.n_segments for i in indices]
         shift = self.melody_shift(anchor, content, chords) if content is not None else 0
-        if alpha_b == 0.0 and alpha_c == 0.0 and chords is None and content is None and self.keep_original:
-            return [Segment(i, anchor.segment("accompaniment", t), empty_notes()) for i, t in zip(indices, texture)]
         if chords is not None:
             z_chd = self._chord_latents(chords, total)[indices]
         elif content is not None:
             z_chd = self._chord_latents(shifted_chords(content.chords, shift), total)[indices]
         else:
             z_chd = own_z_chd[texture]
+        melodies = [transpose_notes(content.segment("melody", i), shift) if content is not None else empty_notes()
+                    for i in indices]
+        if self.mode == "feel":
+            return self._render_feel(anchor, alpha_b, alpha_c, indices, texture, z_chd, melodies, shift,
+                                     relative_to_anchor=chords is None and content is None)
+        if alpha_b == 0.0 and alpha_c == 0.0 and chords is None and content is None and self.keep_original:
+            return [Segment(i, anchor.segment("accompaniment", t), empty_notes()) for i, t in zip(indices, texture)]
         z_txt = self.engine.texture_latent(adjust(maps[texture], alpha_b, alpha_c))
         decoded = self.engine.decode(z_chd, z_txt)
         out = []
-        for i, t, notes in zip(indices, texture, decoded):
+        for i, t, notes, melody in zip(indices, texture, decoded, melodies):
             notes = np.array(notes, dtype=np.int32)
             notes[:, VELOCITY] = _segment_velocity(anchor, t)
-            melody = transpose_notes(content.segment("melody", i), shift) if content is not None else empty_notes()
             out.append(Segment(i, notes, melody, shift))
         return out
+
+    def _render_feel(self, anchor: Anchor, fader_b: float, fader_c: float, indices: list[int], texture: list[int],
+                     z_chd: np.ndarray, melodies: list[np.ndarray], shift: int, relative_to_anchor: bool) -> list[Segment]:
+        """Feel mode. With the anchor's own chords: the anchor with the changes of each fader's
+        side (``live.texture.relative``) and its own melody; otherwise the decode at the faders
+        (contrast with its reach). Then register, melody on top and the anchor's dynamics."""
+        feel = self.feel(anchor)
+        if relative_to_anchor:
+            decoded = []
+            for t in texture:
+                notes = self._own(anchor, t)
+                for fader, u in (("brightness", fader_b), ("contrast", fader_c)):
+                    if u != 0.0:
+                        notes = relative.apply(notes, feel.moves[side(fader, u)][t], u)
+                decoded.append(notes)
+            melodies = [anchor.segment("melody", t) for t in texture]
+        else:
+            maps, _ = self.prepare(anchor)
+            edited = adjust_factor(maps[texture], fader_b, contrast_factor(fader_c, feel.reach))
+            decoded = [dynamics.follow(fold_into(np.asarray(d, dtype=np.int32), *self.register),
+                                       anchor.segment("accompaniment", t), feel.dynamics)
+                       for d, t in zip(self.engine.decode(z_chd, self.engine.texture_latent(edited)), texture)]
+        return [Segment(i, keep_under(notes, melody, self.register[0]), melody, shift)
+                for i, notes, melody in zip(indices, decoded, melodies)]
 
 
 def _segment_velocity(anchor: Anchor, index: int) -> int:
