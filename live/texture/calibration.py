@@ -24,7 +24,7 @@ REACH_FACTORS = tuple(float(f) for f in np.geomspace(2.0, 1e4, 25))
 """Candidate reaches :func:`choose_reach` tries (the last one stands for "as far as it goes")."""
 SATURATION = 0.9
 """Share of contrast's largest latent distance that counts as having gone as far as it goes."""
-GRID = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
+GRID = (0.25, 0.5, 0.75, 1.0)
 """|alpha| of the load-time decodes, on each side of 0."""
 SIDES = ("brightness+", "brightness-", "contrast+", "contrast-")
 CAPS = {
