@@ -48,6 +48,7 @@ def test_every_option_is_settable_on_the_command_line_and_in_toml(tmp_path):
         "record": ("take.mid", "take.mid"), "video": ("clip.mp4", "clip.mp4"), "source": ("osc", "osc"),
         "smoothing": ("0.25", 0.25), "camera_timeout": ("3", 3.0), "weights": ("w.pt", "w.pt"),
         "device": ("cpu", "cpu"), "threads": ("2", 2), "status": ("log", "log"),
+        "mode": ("paper", "paper"), "register": ("36-96", (36, 96)),
     }
     flags = {"follow_velocity", "clock_out", "no_record", "camera", "image"}
     assert set(cli) | flags == {o.name for o in OPTIONS}
@@ -109,6 +110,10 @@ def test_command_line_wins_over_the_file(tmp_path):
     ("[presets.1]\nanchor = 'rain'\nhue = 2\n", "unknown key 'hue'"),
     ("[presets.x]\nanchor = 'rain'\n", "preset numbers are 0..127"),
     ("[presets.200]\nanchor = 'rain'\n", "preset numbers are 0..127"),
+    ("mode = 'loud'\n", "expected one of feel, paper"),
+    ("register = [60, 65]\n", "spanning an octave"),
+    ("register = '20-200'\n", "out of range 0..127"),
+    ("register = [1, 2, 3]\n", "LOW-HIGH"),
 ])
 def test_bad_files_are_one_line_errors(tmp_path, text, fragment):
     with pytest.raises(ConfigError) as error:

@@ -87,7 +87,7 @@ class Renderer:
             rendered = self.vis2mus.render(anchor, state.alpha_b, state.alpha_c, list(indices),
                                            chords=chords, content=content)
             sections = [Section(seg.accompaniment, seg.melody) for seg in rendered]
-        if self.follow_velocity:
+        if self.follow_velocity and getattr(self.vis2mus, "mode", "paper") == "paper":
             sections = [Section(follow_velocities(s.accompaniment, anchor.segment("accompaniment", i % anchor.n_segments)),
                                 s.melody) for s, i in zip(sections, indices)]
         return n_segments, sections
@@ -103,7 +103,8 @@ def load_renderer(settings, anchors: dict, contents: dict) -> tuple[Renderer, st
 
         engine = Engine.from_weights(settings.weights, device=settings.device, threads=settings.threads, log=log,
                                      exporter=exporter())
-        vis2mus, note = Vis2Mus(engine), engine.provider
+        vis2mus = Vis2Mus(engine, mode=settings.mode, register=settings.register)
+        note = f"{engine.provider}, {settings.mode} mode"
     except Exception as exc:  # missing/corrupt weights or an ONNX failure: play on without regeneration
         line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         log(f"no regeneration ({line}); playing the anchors as they are")

@@ -5,7 +5,8 @@ of the feature map swaps the anchor for another decode. So feel mode does not pl
 load, each anchor segment is decoded unedited (``reference``) and at growing |alpha| on one side
 of a fader (``decodes``); :func:`moves` compares them, by ``(onset, pitch)``:
 
-- **additions**: notes a decode has that neither the reference nor the anchor has;
+- **additions**: notes a decode has that neither the reference nor the anchor has, leaving out
+  those that would sound together with an anchor note (or an earlier addition) of the same pitch;
 - **removals**: anchor notes a decode no longer *supports* (no note at the same onset with the
   same pitch class). Notes the reference supported (the edit really took them away) come before
   notes the model never reproduced. On a side that thins the texture (darker), the other anchor
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from live.music.notes import ONSET, PITCH, PITCHES, empty_notes, sort_notes
+from live.music.notes import DURATION, ONSET, PITCH, PITCHES, empty_notes, sort_notes
 from live.texture.calibration import share
 
 
@@ -95,7 +96,22 @@ def _additions(anchor: np.ndarray, reference: np.ndarray, decodes: list[np.ndarr
     outside = np.maximum(low - notes[:, PITCH], 0) + np.maximum(notes[:, PITCH] - high, 0)
     order = np.lexsort((-notes[:, PITCH], -metric_weight(notes[:, ONSET]), [-count[key] for key in keys], outside,
                         [first[key][0] for key in keys]))
-    return notes[order]
+    return _without_overlaps(notes[order], anchor)
+
+
+def _without_overlaps(candidates: np.ndarray, anchor: np.ndarray) -> np.ndarray:
+    """The candidates ``(A, 4)``, in order, that do not sound together with an anchor note or an
+    earlier candidate of the same pitch (a key cannot be struck while it is held)."""
+    held: dict[int, list[tuple[int, int]]] = {}
+    for onset, pitch, duration in anchor[:, [ONSET, PITCH, DURATION]].tolist():
+        held.setdefault(pitch, []).append((onset, onset + duration))
+    keep = np.zeros(len(candidates), dtype=bool)
+    for i, (onset, pitch, duration) in enumerate(candidates[:, [ONSET, PITCH, DURATION]].tolist()):
+        spans = held.setdefault(pitch, [])
+        if all(end <= onset or onset + duration <= start for start, end in spans):
+            keep[i] = True
+            spans.append((onset, onset + duration))
+    return candidates[keep]
 
 
 def _removals(anchor: np.ndarray, reference: np.ndarray, decodes: list[np.ndarray], every: bool) -> np.ndarray:
