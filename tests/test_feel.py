@@ -226,3 +226,38 @@ def test_contrast_reach_and_shares():
     assert wide.std() > adjust(fmap, 0.0, 1.0).std()
     with pytest.raises(ValueError, match="contrast factor"):
         adjust_factor(fmap, 0.0, float("nan"))
+
+
+class CountingDecodes:
+    """The real engine, counting decode calls."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.manifest = engine.manifest
+        self.decodes = 0
+
+    def decode(self, z_chd, z_txt):
+        self.decodes += 1
+        return self.engine.decode(z_chd, z_txt)
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+
+def test_the_server_prepares_anchors_when_idle_and_fader_moves_then_decode_nothing(engine):
+    from live.app.server import Renderer
+    from live.control.params import State
+
+    counting = CountingDecodes(engine)
+    anchors = {name: default_anchors()[name] for name in ("stride", "sparse_ballad")}
+    renderer = Renderer(anchors, content_pieces(), Vis2Mus(counting))
+    assert [renderer.warm_one() for _ in range(3)] == [True, True, False]
+    loaded = counting.decodes
+    assert loaded >= 2
+    for name in anchors:
+        for b, c in ((0.3, 0.0), (-0.8, 0.5), (1.0, -1.0)):
+            count, sections = renderer(State(anchor=name, alpha_b=b, alpha_c=c), [0, 1, 2, 3])
+            assert count == 4 and all(len(s.accompaniment) for s in sections)
+    assert counting.decodes == loaded
+    assert not Renderer(anchors, content_pieces(), Vis2Mus(engine, mode="paper")).warm_one()
+    assert not Renderer(anchors, content_pieces(), None).warm_one()

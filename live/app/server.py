@@ -63,6 +63,24 @@ class Renderer:
         self.contents = contents
         self.vis2mus = vis2mus
         self.follow_velocity = follow_velocity
+        self._warmed: set[str] = set()
+
+    def warm_one(self) -> bool:
+        """Do the load-time work of feel mode (``Vis2Mus.feel``) for one anchor that has not had it
+        yet, so the first render after an anchor switch does not pay for it; False when none is
+        left (or without feel mode). An anchor that fails is logged once and left to its render."""
+        if self.vis2mus is None or getattr(self.vis2mus, "mode", "paper") != "feel":
+            return False
+        for anchor in list(self.anchors.values()):
+            if anchor.digest in self._warmed:
+                continue
+            self._warmed.add(anchor.digest)
+            try:
+                self.vis2mus.feel(anchor)
+            except Exception as exc:  # a bad anchor: its own render reports it again
+                log(f"anchor {anchor.name}: cannot prepare feel mode ({type(exc).__name__}: {exc})")
+            return True
+        return False
 
     def count(self, state) -> int:
         """Loop length in segments under ``state``."""
@@ -122,6 +140,8 @@ def _render_main(conn, settings) -> None:
     renderer, note = load_renderer(settings, default_anchors(), content_pieces())
     conn.send(("ready", note))
     while True:
+        while not conn.poll() and renderer.warm_one():
+            pass
         try:
             message = conn.recv()
         except EOFError:
