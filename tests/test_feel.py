@@ -205,6 +205,8 @@ def test_moves_are_ordered_and_capped():
     assert [tuple(n[[ONSET, PITCH]]) for n in found.removals] == [(8, 55), (12, 67), (4, 64)]
     capped = relative.moves(anchor, reference, [near, far], add_cap=0.2, remove_cap=0.4)
     assert len(capped.additions) == 1 and len(capped.removals) == 2
+    least = relative.moves(anchor, reference, [near, far], add_cap=0.01, remove_cap=0.0)
+    assert len(least.additions) == 1 and len(least.removals) == 0
     thin = relative.moves(anchor, reference, [near], add_cap=0.0, remove_cap=1.0, thin=True)
     assert len(thin.removals) == len(anchor)
     assert len(relative.moves(anchor, reference, [near], add_cap=0.0, remove_cap=1.0).removals) == 2

@@ -15,7 +15,12 @@ with the other at 0.
   (goal <= 0.02);
 - ``duration``: mean note length at ±0.1 against the anchor's, the smallest ratio (goal 0.6..1.6);
 - ``melody``: the share of melody notes above every accompaniment note sounding at their onset, at
-  brightness +0.5 and +1 (goal >= 0.9; NaN when nothing plays a melody).
+  brightness +0.5 and +1 (goal >= 0.9; NaN when nothing plays a melody);
+- ``levels``: the share of the anchor's velocity levels that the renders at brightness ±0.5 use
+  (goal >= 0.5, this report's own: velocities follow the anchor's dynamics).
+
+The report adds ``style_melody``: ``melody`` in style mode, over a whole brightness sweep with
+every shipped content piece on the anchor's texture.
 """
 
 from __future__ import annotations
@@ -25,11 +30,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from live.music.notes import DURATION, ONSET, PITCH
+from live.music.notes import DURATION, ONSET, PITCH, VELOCITY
 
 ALPHAS = tuple(round(float(x), 1) for x in np.linspace(-1.0, 1.0, 21))
 EXTREME = (28, 100)
-MEASURES = ("continuity", "direction", "even", "contrast", "extreme", "duration", "melody")
+MEASURES = ("continuity", "direction", "even", "contrast", "extreme", "duration", "melody", "levels")
 GOALS = {
     "continuity": (0.8, math.inf),
     "direction": (0.8, math.inf),
@@ -38,6 +43,7 @@ GOALS = {
     "extreme": (-math.inf, 0.02),
     "duration": (0.6, 1.6),
     "melody": (0.9, math.inf),
+    "levels": (0.5, math.inf),
 }
 """measure -> the (low, high) bounds of its goal (inclusive)."""
 
@@ -125,7 +131,14 @@ def measure(brightness: Sweep, contrast: Sweep) -> dict[str, float]:
         if len(every) else 0.0,
         "duration": min(ratios) if ratios else 0.0,
         "melody": float(np.mean(above)) if above else math.nan,
+        "levels": _levels_kept(anchor_notes, [brightness.accompaniment[x] for x in (-0.5, 0.5)]),
     }
+
+
+def _levels_kept(anchor_notes: np.ndarray, renders: list[np.ndarray]) -> float:
+    levels = set(anchor_notes[:, VELOCITY].tolist())
+    used = set(np.concatenate(renders)[:, VELOCITY].tolist()) if renders else set()
+    return len(levels & used) / len(levels) if levels else math.nan
 
 
 def meets(name: str, value: float) -> bool:

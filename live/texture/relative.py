@@ -70,10 +70,10 @@ def moves(anchor: np.ndarray, reference: np.ndarray, decodes: list[np.ndarray], 
           remove_cap: float, thin: bool = False) -> Moves:
     """The ordered changes (module docstring) of one anchor segment ``(M, 4)`` from its
     ``reference`` decode and the ``decodes`` at growing |alpha|, each ``(N_k, 4)``; at most
-    ``add_cap`` and ``remove_cap`` times ``M`` of each kind. ``thin``: after the removals the
+    ``add_cap`` and ``remove_cap`` times ``M`` of each kind (at least one of a kind whose cap is not 0). ``thin``: after the removals the
     model makes, every other anchor note is a removal candidate too (weak metre and high pitch
     first), so a side that must thin the texture can even where the model only adds."""
-    n_add, n_rem = int(round(add_cap * len(anchor))), int(round(remove_cap * len(anchor)))
+    n_add, n_rem = (max(1, int(round(cap * len(anchor)))) if cap > 0 else 0 for cap in (add_cap, remove_cap))
     return Moves(_additions(anchor, reference, decodes)[:n_add],
                  _removals(anchor, reference, decodes, thin)[:n_rem])
 
