@@ -1,6 +1,15 @@
 """Vis2Mus on anchors: brightness/contrast on the texture feature map, chords, style transfer.
 
-For each requested 2-bar segment of an anchor, the accompaniment's texture feature map
+Two modes (:data:`MODES`). *Paper mode* is described below. *Feel mode* (the default) plays the
+anchor itself at 0 and, with the anchor's own chords, the anchor changed note by note by what the
+model's decodes of the edited map add and remove (``live.texture.relative``), a share of those
+changes proportional to fader travel (``live.texture.calibration``); the decodes are made once per
+anchor at load (:meth:`Vis2Mus.feel`), so a fader move decodes nothing. With a chord override or
+in style mode it decodes as paper mode does (contrast with the anchor's reach). Either way the
+notes are folded into the register and kept under the melody (``live.texture.register``) and take
+the anchor's dynamics (``live.texture.dynamics``).
+
+In paper mode, for each requested 2-bar segment of an anchor, the accompaniment's texture feature map
 ``(10, 8, 29)`` is edited with :func:`live.texture.transform.adjust` (eq. 1/2). The edited map goes through
 the rest of the texture encoder to give ``z_txt``. ``z_chd`` is the encoding of the anchor's
 chords (or an override, or a content piece's shifted chords), and the pair is decoded greedily.
@@ -28,9 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from live.music.notes import VELOCITY, empty_notes, notes_to_pr_mat, transpose_notes
-from live.texture import dynamics
+from live.texture import dynamics, relative
 from live.texture.anchors import BEATS_PER_SEGMENT, Anchor
-from live.texture import relative
 from live.texture.calibration import CAPS, GRID, REACH_FACTORS, SIDES, choose_reach, contrast_factor, side
 from live.texture.register import DEFAULT_RANGE, check_range, fold_into, keep_under
 from live.texture.style import octave_shift, register_shift, shifted_chords
@@ -41,9 +49,9 @@ ACCOMPANIMENT_CHANNEL = 1
 LOAD_BATCH = 128
 """Rows per engine call when an anchor is decoded for feel mode at load."""
 MODES = ("feel", "paper")
-"""``feel``: relative decoding, calibrated faders, register, melody on top, the anchor's dynamics
-(module ``live.texture.calibration`` and its neighbours); ``paper``: eq. (1)/(2) straight, the
-decode as it is, one velocity per segment."""
+"""``feel``: the anchor changed by the model's load-time decodes in proportion to fader travel,
+register, melody on top, the anchor's dynamics (``docs/vis2mus.md``); ``paper``: eq. (1)/(2)
+straight, the decode as it is, one velocity per segment."""
 
 
 @dataclass(frozen=True)
