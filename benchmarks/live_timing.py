@@ -158,7 +158,7 @@ def mode_timing(args, work: Path) -> None:
 
 def mode_latency(args, work: Path) -> None:
     from export import exporter
-    from live.app.server import Renderer
+    from live.app.renderer import Renderer
     from live.control.params import State
     from live.inference.engine import Engine
     from live.texture.anchors import content_pieces, default_anchors

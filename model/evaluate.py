@@ -171,6 +171,66 @@ def reconstruction(model: PolyDis, data: EvalSet, idx: np.ndarray) -> dict[str, 
             "length_ratio": float(mean_est / mean_ref) if mean_ref else 0.0, "segments": len(idx)}
 
 
+LENGTH_BUCKETS = ((1, 1), (2, 2), (3, 4), (5, 7), (8, 32))
+
+
+@torch.no_grad()
+def duration_diagnosis(model: PolyDis, data: EvalSet, idx: np.ndarray, batch_size: int = 64) -> dict:
+    """Where note lengths are lost, per original length bucket (sixteenths).
+
+    - ``bit_accuracy``: per-bit accuracy MSB -> LSB of the duration head, decoder teacher-forced
+      (true notes and true previous bits), so only the head is judged;
+    - ``tf_exact``: share of notes whose 5 bits are all right in that setting;
+    - ``free_exact`` / ``free_mean_length``: greedy free-running decode, among the notes whose
+      (onset, pitch) came out right, the share with the right length and their mean decoded length
+      against the original mean ``mean_length``.
+    """
+    correct_bits = np.zeros(5)
+    total = 0
+    tf = {b: [0, 0] for b in LENGTH_BUCKETS}
+    for sel in _batches(len(idx), batch_size):
+        part = idx[sel]
+        batch = collate([(data.chords[i], notes_to_pr_mat(data.notes[i]), notes_to_grid(data.notes[i]))
+                         for i in part])
+        out = model(batch["chords"], batch["pr_mat"], batch["grid"], sample=False)
+        truth = batch["grid"][:, :, 1:, 1:][out["real"]]
+        right = (out["dur"].argmax(-1) == truth).numpy()
+        correct_bits += right.sum(0)
+        total += len(right)
+        lengths = (truth.numpy() * (2 ** np.arange(4, -1, -1))).sum(-1) + 1
+        for lo, hi in LENGTH_BUCKETS:
+            inside = (lengths >= lo) & (lengths <= hi)
+            tf[(lo, hi)][0] += int(right[inside].all(-1).sum())
+            tf[(lo, hi)][1] += int(inside.sum())
+    notes = [data.notes[i] for i in idx]
+    z_c, z_t = encode(model, notes, data.chords[idx])
+    free = {b: [0, 0, 0.0, 0.0] for b in LENGTH_BUCKETS}
+    for ref, est in zip(notes, decode(model, z_c, z_t)):
+        decoded = {(int(o), int(p)): int(d) for o, p, d in est[:, [ONSET, PITCH, DURATION]]}
+        for o, p, d in ref[:, [ONSET, PITCH, DURATION]]:
+            got = decoded.get((int(o), int(p)))
+            if got is None:
+                continue
+            for lo, hi in LENGTH_BUCKETS:
+                if lo <= d <= hi:
+                    free[(lo, hi)][0] += int(got == d)
+                    free[(lo, hi)][1] += 1
+                    free[(lo, hi)][2] += got
+                    free[(lo, hi)][3] += d
+    buckets = {}
+    for lo, hi in LENGTH_BUCKETS:
+        n_tf, n_free = tf[(lo, hi)][1], free[(lo, hi)][1]
+        buckets[f"{lo}-{hi}" if lo != hi else str(lo)] = {
+            "notes": n_tf, "tf_exact": tf[(lo, hi)][0] / max(n_tf, 1), "matched": n_free,
+            "free_exact": free[(lo, hi)][0] / max(n_free, 1),
+            "free_mean_length": free[(lo, hi)][2] / max(n_free, 1),
+            "mean_length": free[(lo, hi)][3] / max(n_free, 1)}
+    all_tf = sum(v[0] for v in tf.values()) / max(total, 1)
+    all_free = sum(v[0] for v in free.values()) / max(sum(v[1] for v in free.values()), 1)
+    return {"bit_accuracy": (correct_bits / max(total, 1)).tolist(), "tf_exact": all_tf, "free_exact": all_free,
+            "buckets": buckets, "segments": len(idx)}
+
+
 def chord_swap(model: PolyDis, data: EvalSet, idx: np.ndarray, seed: int = 0) -> dict[str, float]:
     """Texture of segment A with the chords of B (B = a seeded derangement of the subset)."""
     rng = np.random.default_rng(seed)
@@ -280,6 +340,8 @@ def evaluate(model: PolyDis, data: EvalSet, limit: int | None = 300, response_li
     idx = data.subset(limit)
     log(f"greedy reconstruction on {len(idx)} segments ...")
     result["reconstruction"] = reconstruction(model, data, idx)
+    log("duration diagnosis ...")
+    result["durations"] = duration_diagnosis(model, data, idx)
     log("chord swap ...")
     result["chord_swap"] = chord_swap(model, data, idx)
     log("disentanglement ...")
@@ -328,6 +390,12 @@ def table(result: dict) -> str:
     lines.append(f"   note length: decoded {r['mean_length_decoded']:.2f} / original {r['mean_length_original']:.2f} "
                  f"sixteenths = {r['length_ratio']:.3f}; F1 of notes >= {LONG_NOTE} sixteenths "
                  f"(onset, pitch, duration) {r['long_note_f1']:.3f}")
+    dd = result["durations"]
+    lines.append(f"   durations: bit accuracy MSB->LSB {' / '.join(f'{a:.3f}' for a in dd['bit_accuracy'])}; "
+                 f"exact length teacher-forced {dd['tf_exact']:.3f}, free-running (matched notes) {dd['free_exact']:.3f}")
+    for name, b in dd["buckets"].items():
+        lines.append(f"     length {name:>4}: {b['notes']:5d} notes, exact tf {b['tf_exact']:.3f}, free {b['free_exact']:.3f}, "
+                     f"decoded mean {b['free_mean_length']:.2f} vs {b['mean_length']:.2f}")
     s = result["chord_swap"]
     lines.append(f"3. chord swap: chord-tone ratio {s['chord_tone_ratio']:.3f} (ceiling, B's own notes "
                  f"{s['chord_tone_ceiling']:.3f}), texture onset F1 {s['texture_onset_f1']:.3f}")

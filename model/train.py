@@ -6,7 +6,7 @@ floor at ``--total-steps``), gradient clipping at global norm 1.0, constant beta
 upstream effectively runs, spec §3.3), random transposition -6..+5 per example, song-level split from
 the file. ``--dur-weight`` weights the duration loss in the trained objective (the reported recon
 keeps upstream's 0.5). ``--sched-sampling P`` mixes the model's own predictions into its inputs
-(``model.sampling``), ramped from 0 to ``P`` over ``--ss-ramp`` steps. ``--bf16`` runs the passes
+(``model.sampling``), ramped from 0 to ``P`` over ``--ss-ramp`` steps from ``--ss-start``. ``--bf16`` runs the passes
 under bfloat16 autocast (parameters and optimiser stay float32). ``--init WEIGHTS`` starts a new run
 from shipped weights and carries their card's training history forward.
 
@@ -53,7 +53,7 @@ class Trainer:
                  greedy_segments: int = 256, config_name: str = "custom", schedule: str = "exp",
                  total_steps: int = 0, warmup: int = 0, dur_weight: float = 0.5,
                  sched_sampling: float = 0.0, ss_ramp: int = 1, bf16: bool = False,
-                 init: str | None = None):
+                 init: str | None = None, ss_start: int = 0):
         self.segments = segments
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -64,7 +64,8 @@ class Trainer:
                         "grad_clip": 1.0, "greedy_segments": greedy_segments,
                         "torch_threads": torch.get_num_threads(), "schedule": schedule,
                         "total_steps": total_steps, "warmup": warmup, "dur_weight": dur_weight,
-                        "sched_sampling": sched_sampling, "ss_ramp": max(ss_ramp, 1), "bf16": bf16,
+                        "sched_sampling": sched_sampling, "ss_ramp": max(ss_ramp, 1), "ss_start": ss_start,
+                        "bf16": bf16,
                         "init": init}
         torch.manual_seed(seed)
         self.model = PolyDis(cfg)
@@ -102,7 +103,7 @@ class Trainer:
     def sampling_p(self) -> float:
         """Scheduled-sampling probability at the current step (linear ramp to its maximum)."""
         h = self.hparams
-        return h["sched_sampling"] * min(1.0, self.step / h["ss_ramp"])
+        return h["sched_sampling"] * min(1.0, max(0.0, (self.step - h.get("ss_start", 0)) / h["ss_ramp"]))
 
     @property
     def batches_per_epoch(self) -> int:
@@ -349,7 +350,7 @@ def ship(run_dir: str | Path, weights: str | Path, which: str = "best_greedy") -
             "hardware": _hardware(), "init": info["hparams"].get("init"),
             "recipe": {k: info["hparams"].get(k) for k in (
                 "lr", "schedule", "total_steps", "warmup", "lr_decay", "beta", "batch_size", "dur_weight",
-                "sched_sampling", "ss_ramp", "bf16")}}],
+                "sched_sampling", "ss_start", "ss_ramp", "bf16", "torch_threads")}}],
         "data": {k: info["data"].get(k) for k in ("songs", "segments", "train_segments", "validation_segments",
                                                   "split_seed", "validation_songs")},
         "epochs": info["epochs"],
@@ -395,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sched-sampling", type=float, default=0.0, metavar="P",
                         help="share of input notes replaced by the model's own predictions (maximum)")
     parser.add_argument("--ss-ramp", type=int, default=1, help="steps over which that share ramps up from 0")
+    parser.add_argument("--ss-start", type=int, default=0, help="step at which the ramp starts")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the passes")
     parser.add_argument("--init", metavar="WEIGHTS", help="start a new run from shipped weights (+ card history)")
     parser.add_argument("--ship", metavar="WEIGHTS", help="write WEIGHTS (.pt) + card (.json) from OUT and exit")
@@ -415,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         trainer = Trainer(segments, CONFIGS[args.config], args.out, args.batch_size, args.lr, args.lr_decay,
                           args.beta, args.seed, args.greedy_segments, args.config, args.schedule,
                           args.total_steps, args.warmup, args.dur_weight, args.sched_sampling, args.ss_ramp,
-                          args.bf16, args.init)
+                          args.bf16, args.init, args.ss_start)
     except (OSError, ValueError) as exc:
         print(f"vis2mus-train: {exc}", file=sys.stderr)
         return 2
@@ -427,6 +429,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"vis2mus-train: {exc}", file=sys.stderr)
             return 2
         print(f"resumed at epoch {trainer.epoch + 1} batch {trainer.batch} (step {trainer.step})", flush=True)
+        if args.total_steps and args.total_steps != trainer.hparams["total_steps"]:
+            print(f"schedule length {trainer.hparams['total_steps']} -> {args.total_steps} steps", flush=True)
+            trainer.hparams["total_steps"] = args.total_steps
     print(f"{count_params(trainer.model)} parameters, {len(trainer.train_idx)} train / {len(trainer.val_idx)} val "
           f"segments, {trainer.batches_per_epoch} batches per epoch", flush=True)
     stop: list = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,9 +203,9 @@ def test_a_killed_capture_process_is_restarted(tmp_path, caplog):
     source = CameraSource(params, ANCHORS, str(path), smoothing=0.05, timeout=5.0, analysis_hz=10).start()
     try:
         assert wait_for(lambda: source.status == "live" and abs(params.snapshot().alpha_b - 0.4) < 0.1, 15)
-        first = source._process.pid
-        source._process.kill()
-        assert wait_for(lambda: source._process is not None and source._process.pid != first
+        first = source._child.pid
+        os.kill(first, signal.SIGKILL)
+        assert wait_for(lambda: source._child.pid not in (None, first) and source._child.restarts == 1
                         and source.frames > 0 and source.status == "live", 15)
         params.set_anchor("bright")
         assert wait_for(lambda: abs(params.snapshot().alpha_b - (-0.1)) < 0.15, 10), params.snapshot()

@@ -247,7 +247,7 @@ class CountingDecodes:
 
 
 def test_the_server_prepares_anchors_when_idle_and_fader_moves_then_decode_nothing(engine):
-    from live.app.server import Renderer
+    from live.app.renderer import Renderer
     from live.control.params import State
 
     counting = CountingDecodes(engine)

@@ -270,7 +270,7 @@ def random_weights(tmp_path_factory):
 
 
 def test_oscsend_brightness_changes_the_notes_from_the_next_beat(server_factory, random_weights):
-    from live.app.server import Renderer
+    from live.app.renderer import Renderer
     from live.control.params import State
     from live.inference.engine import Engine
     from live.texture.anchors import content_pieces, default_anchors

@@ -275,3 +275,18 @@ def test_init_from_shipped_weights_carries_the_card_history(tmp_path):
     card2 = ship(tmp_path / "b", tmp_path / "w2.pt")
     assert [s["steps"] for s in card2["sessions"]] == [first.step, second.step]
     assert card2["examples_seen"] == (first.step + second.step) * 4
+
+
+def test_resume_can_change_the_schedule_length(tmp_path, capsys):
+    from model.train import main
+    path = tmp_path / "syn.npz"
+    synthetic_file(str(path), n_songs=4, segments_per_song=8)
+    common = ["--data", str(path), "--out", str(tmp_path / "run"), "--config", "tiny", "--batch-size", "4",
+              "--greedy-segments", "2", "--threads", "1", "--schedule", "cosine", "--epochs", "5"]
+    assert main(common + ["--total-steps", "3"]) == 0
+    assert "total steps reached" in capsys.readouterr().out
+    assert main(common + ["--resume", "--total-steps", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "schedule length 3 -> 5 steps" in out and "total steps reached" in out
+    info = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert info["steps"] == 5 and info["hparams"]["total_steps"] == 5

@@ -74,6 +74,14 @@ def test_eval_cli_on_a_generated_file(tmp_path, capsys):
     assert 0.0 <= result["chord_swap"]["chord_tone_ceiling"] <= 1.0
     assert len(result["response"]["brightness"]["per_alpha"]["notes_per_bar"]) == 7
     assert "targets" in json.loads((tmp_path / "w" / "tiny.json").read_text())["evaluation"]
+    rec, dd = result["reconstruction"], result["durations"]
+    assert rec["length_ratio"] == pytest.approx(rec["mean_length_decoded"] / rec["mean_length_original"])
+    assert 0.0 <= rec["long_note_f1"] <= 1.0 and len(dd["bit_accuracy"]) == 5
+    # every note of the evaluated segments falls in exactly one length bucket
+    segs = Segments(str(data))
+    val = [segs.notes(i) for i in segs.indices(1)]
+    assert sum(b["notes"] for b in dd["buckets"].values()) == sum(len(n) for n in val)
+    assert result["targets"]["length_ratio"]["target"] == "0.85..1.2"
     assert "chord-tone ratio" in capsys.readouterr().out
     assert main(["--data", str(data), "--weights", str(tmp_path / "missing.pt")]) == 2
 

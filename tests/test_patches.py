@@ -419,7 +419,7 @@ def share(pitches: list[int], allowed: set[int]) -> float:
 
 def _expected_pitches(anchor: str, alpha_b: float, alpha_c: float, engine_on: bool) -> set[int]:
     """Pitches of the whole loop the server renders for this state (same renderer as the server)."""
-    from live.app.server import Renderer
+    from live.app.renderer import Renderer
     from live.control.params import State
     from live.texture.anchors import content_pieces, default_anchors
 

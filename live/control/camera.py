@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
 import os
 import signal
 import threading
@@ -37,6 +36,7 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 import cv2  # noqa: E402  (after the environment above)
 
 from live.control.alpha import Smoother, estimate
+from live.children import BACKOFF_MAX_S, BACKOFF_START_S, Child
 from live.control.params import Params
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,6 @@ cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
 ANALYSIS_SIDE = 320
 IMAGE_POLL_S = 0.25
-BACKOFF_START_S = 0.25
-BACKOFF_MAX_S = 8.0
 DEFAULT_FPS = 30.0
 WRITE_RESOLUTION = 1e-3
 OUTPUT_PERIOD_S = 0.05
@@ -285,9 +283,10 @@ class CameraSource:
         self._last_good = time.monotonic()
         self._reason = ""
         self._stop = threading.Event()
-        self._context = multiprocessing.get_context("spawn")
-        self._process: multiprocessing.process.BaseProcess | None = None
-        self._conn: Connection | None = None
+        self._child = Child(_capture_worker,
+                            (self.kind, spec, self.analysis_hz, self.timeout,
+                             {name: np.asarray(anchor.image) for name, anchor in anchors.items()}),
+                            name=f"vis2mus-{self.kind}")
         self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
 
     @classmethod
@@ -309,7 +308,7 @@ class CameraSource:
 
     def start(self) -> "CameraSource":
         """Start the capture process and the output thread; returns ``self``."""
-        self._spawn()
+        self._child.start()
         self._thread.start()
         return self
 
@@ -318,63 +317,34 @@ class CameraSource:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=3.0)
-        self._end_process()
-
-    # The capture process
-
-    def _spawn(self) -> None:
-        parent, child = self._context.Pipe()
-        self._process = self._context.Process(
-            target=_capture_worker,
-            args=(child, self.kind, self.spec, self.analysis_hz, self.timeout,
-                  {name: np.asarray(anchor.image) for name, anchor in self.anchors.items()}),
-            name=f"vis2mus-{self.kind}", daemon=True)
-        self._process.start()
-        child.close()
-        self._conn = parent
-
-    def _end_process(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.send(("stop",))
-            except OSError:
-                pass
-        if self._process is not None:
-            self._process.join(timeout=2.0)
-            if self._process.is_alive():
-                self._process.kill()
-                self._process.join(timeout=1.0)
-            self._process = None
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._child.stop()
 
     def _run(self) -> None:
         sent: object = ()
         next_output = time.monotonic()
-        restart_at, restart_backoff = 0.0, BACKOFF_START_S
+        child = self._child
         while not self._stop.is_set():
             now = time.monotonic()
-            if self._conn is None:
-                if now >= restart_at:
-                    self._spawn()
+            if child.conn is None:
+                wait = child.due(now)
+                if wait <= 0.0:
+                    child.restart()
                     sent = ()
                 else:
-                    self._stop.wait(min(OUTPUT_PERIOD_S, restart_at - now))
+                    self._stop.wait(min(OUTPUT_PERIOD_S, wait))
             else:
                 try:
-                    if self._conn.poll(max(0.0, next_output - now)):
-                        self._receive(self._conn.recv())
+                    if child.conn.poll(max(0.0, next_output - now)):
+                        self._receive(child.conn.recv())
                     state = self.params.snapshot()
                     key = state.anchor if state.source == "camera" else None
                     if key != sent:
-                        self._conn.send(("reference", key))
+                        child.conn.send(("reference", key))
                         sent = key
                 except (EOFError, OSError):
                     self._reason = "capture process ended"
-                    log.error("%s: capture process ended; restarting in %g s", self.label, restart_backoff)
-                    self._end_process()
-                    restart_at, restart_backoff = now + restart_backoff, min(restart_backoff * 2, BACKOFF_MAX_S)
+                    delay = child.failed(now)
+                    log.error("%s: capture process ended; restarting in %g s", self.label, delay)
             now = time.monotonic()
             if now >= next_output:
                 next_output = now + OUTPUT_PERIOD_S

@@ -1,0 +1,269 @@
+"""``Performance``: the parts of a running performance wired together.
+
+Performance state (``live.control.params``), OSC input (``live.control.osc``), the optional
+camera/video/image source (``live.control.camera``), renders in the render child
+(``live.app.render_child``), the send thread (``live.playback.scheduler``) on a
+``live.playback.clock`` clock, MIDI out (``live.playback.midiout``) and the recording
+(``live.playback.recorder``). The main thread only shows the status line, sends beat feedback,
+flushes the recording at each bar and watches the MIDI port.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from live.app.render_child import RenderProcess
+from live.app.renderer import Renderer, panic_key, render_key
+from live.app.status import StatusLine
+from live.playback.clock import Clock, ExternalClock
+from live.playback.midiout import MidiOut
+from live.playback.recorder import Recorder
+from live.playback.scheduler import LATE_S, Regenerator, Scheduler
+
+TICK_S = 0.05
+PORT_CHECK_S = 0.5
+WARM_UP_ALPHA = 0.5
+START_DELAY_S = 0.3  # lets a freshly made MIDI connection settle before beat 0
+
+log = logging.getLogger(__name__)
+
+
+class Performance:
+    """A performance built from ``settings`` (``live.app.config.Settings``). ``__init__`` only
+    loads the anchors and builds the state; ``open()`` starts the render child, renders the first
+    loop and opens the ports; ``run()`` (which opens first if needed) blocks until ``stop()``;
+    ``shutdown()`` closes whatever was opened."""
+
+    def __init__(self, settings) -> None:
+        from live.app.config import build_params
+        from live.texture.anchors import content_pieces, default_anchors
+
+        self.settings = settings
+        self._stop = threading.Event()
+        self.anchors = default_anchors()
+        self.contents = content_pieces()
+        self.params = build_params(settings, list(self.anchors), list(self.contents))
+        self.record_path = Path(settings.record) if settings.record and not settings.no_record else None
+        self.renderer: RenderProcess | None = None
+        self.recorder: Recorder | None = None
+        self.midi: MidiOut | None = None
+        self.clock: Clock | None = None
+        self.external: ExternalClock | None = None
+        self.scheduler: Scheduler | None = None
+        self.regenerator: Regenerator | None = None
+        self.osc = None
+        self.camera = None
+        self.engine_note = ""
+        self.first_render_ms = self.regen_ms = 0.0
+
+    # Opening
+
+    def open(self) -> "Performance":
+        """Start the render child, render the first loop, open MIDI/OSC/camera; returns ``self``."""
+        settings = self.settings
+        state = self.params.snapshot()
+        self.renderer = RenderProcess(settings, Renderer(self.anchors, self.contents).count).start()
+        self.engine_note = self.renderer.note
+        t0 = time.perf_counter()
+        n_segments, sections = self.renderer(state, list(range(self.renderer.count(state))))
+        self.first_render_ms = (time.perf_counter() - t0) * 1000.0
+        self.recorder = Recorder(self.record_path, bpm=state.tempo) if self.record_path else None
+        self.midi = MidiOut(api=settings.midi_api, port=settings.midi_port, name=settings.midi_name,
+                            recorder=self.recorder, log=log.warning)
+        self.clock = Clock(state.tempo)
+        if settings.clock_in:
+            try:
+                self.external = ExternalClock(self.clock, settings.clock_in, settings.midi_api,
+                                              on_transport=self._external_transport)
+            except RuntimeError as exc:
+                log.warning("%s; using the internal clock at %g BPM", exc, state.tempo)
+        self.scheduler = Scheduler(self.clock, self.midi, sections, recorder=self.recorder,
+                                   quantum=state.quantum, max_note_steps=round(settings.max_note * 4),
+                                   velocity=state.velocity, follow_velocity=settings.follow_velocity,
+                                   clock_out=settings.clock_out)
+        self.regenerator = Regenerator(self.scheduler, self.renderer, self.renderer.count,
+                                       render_key, panic_key, log=log.warning)
+        self.regen_ms = self._warm_up(state, n_segments)
+        self.regenerator.last_ms = self.regen_ms
+        self.params.subscribe(self._on_change)
+        self.params.on_action("play", lambda s: self.play())
+        self.params.on_action("stop", lambda s: self.pause())
+        self.params.on_action("panic", lambda s: self.scheduler.panic())
+        self.osc = self._make_osc()
+        self.camera = self._make_camera()
+        return self
+
+    def _warm_up(self, state, n_segments: int) -> float:
+        """Time one real regeneration (current + next segment, brightness 0.5): the figure the
+        start-up screen shows; it also warms the engine up. Its result is thrown away."""
+        t0 = time.perf_counter()
+        try:
+            self.renderer(replace(state, alpha_b=WARM_UP_ALPHA), list(range(min(2, n_segments))))
+        except Exception as exc:  # reported, the anchors still play
+            log.warning("warm-up render failed: %s", exc)
+        return (time.perf_counter() - t0) * 1000.0
+
+    def _make_osc(self):
+        from live.control.osc import OscServer
+
+        s = self.settings
+        try:
+            return OscServer(self.params, host=s.osc_host, port=s.osc_port, allow=s.osc_allow,
+                             reply=s.osc_reply)
+        except OSError as exc:
+            log.warning("%s; running without OSC input", exc)
+            return None
+
+    def _make_camera(self):
+        s = self.settings
+        if s.camera is None and s.video is None and s.image is None:
+            return None
+        from live.control.camera import CameraSource
+
+        return CameraSource.from_settings(self.params, self.anchors, s)
+
+    # Reactions (called from OSC/camera threads)
+
+    def _on_change(self, state, changed: frozenset) -> None:
+        if "tempo" in changed and self.external is None:
+            self.clock.set_bpm(state.tempo)
+            if self.recorder is not None:
+                self.recorder.set_tempo(state.tempo)
+        if "quantum" in changed:
+            self.scheduler.quantum = state.quantum
+        if "velocity" in changed:
+            self.scheduler.velocity = state.velocity
+        self.regenerator.submit(state)
+
+    def _external_transport(self, kind: str) -> None:
+        self.params.set_playing(kind != "stop")
+        if kind == "stop":
+            self.scheduler.panic()
+
+    def play(self) -> None:
+        """Start the transport from the next beat (or follow the external clock)."""
+        if self.external is None and not self.clock.running:
+            self.scheduler.transport("start")
+            self.clock.start(beat=float(np.ceil(self.clock.beat())))
+
+    def pause(self) -> None:
+        """Stop the transport; all notes off."""
+        if self.external is None:
+            self.clock.stop()
+        self.scheduler.transport("stop")
+        self.scheduler.panic()
+
+    # Running
+
+    def banner(self) -> str:
+        s = self.settings
+        state = self.params.snapshot()
+        osc = (f"{self.osc.address[0]}:{self.osc.address[1]}" if self.osc else "off")
+        reply = f"{s.osc_reply[0]}:{s.osc_reply[1]}" if s.osc_reply else "to each sender"
+        clock = (f"following MIDI clock on {s.clock_in!r}" if self.external else f"internal {state.tempo:g} BPM")
+        lines = [
+            "vis2mus-live",
+            f"  OSC        {osc} (replies {reply}); send /vis2mus/brightness f, /vis2mus/contrast f, ...",
+            f"  MIDI out   {self.midi.description}; melody ch 1, accompaniment ch 2",
+            f"  clock      {clock}; MIDI clock out {'on' if s.clock_out else 'off'}; quantum {state.quantum}",
+            f"  anchor     {state.anchor} ({self.renderer.count(state)} segments); anchors: {', '.join(self.anchors)}",
+            f"  engine     {self.engine_note}",
+            f"  regen      {self.regen_ms:.0f} ms for 2 segments (first loop {self.first_render_ms:.0f} ms)",
+            f"  alpha      {self._alpha_source()}",
+            f"  recording  {self.record_path if self.record_path else 'off'}",
+        ]
+        return "\n".join(lines)
+
+    def _alpha_source(self) -> str:
+        s = self.settings
+        if self.camera is None:
+            return "OSC faders"
+        spec = s.video if s.video is not None else s.image if s.image is not None else f"camera {s.camera}"
+        return f"{spec} (switch with /vis2mus/source osc|camera)"
+
+    def status(self) -> str:
+        state = self.params.snapshot()
+        beat = max(0, self.scheduler.next_step - 1) // 4
+        mode = f"{state.content}->{state.anchor}" if state.content else state.anchor
+        play = "" if self.clock.running else " [stopped]"
+        source = f"  {state.source}" + (f" ({self.camera.status})" if self.camera is not None else "")
+        return (f"{beat // 4 + 1}:{beat % 4 + 1}{play}  b={state.alpha_b:+.2f} c={state.alpha_c:+.2f}  "
+                f"{mode}{source}  regen {self.regenerator.last_ms:.0f} ms  late {self.scheduler.late}")
+
+    def run(self) -> None:
+        """Start the threads and the clock; serve until ``stop()``, then ``shutdown()``."""
+        if self.scheduler is None:
+            self.open()
+        print(self.banner(), file=sys.stderr, flush=True)
+        status = StatusLine(mode=self.settings.status)
+        if self.osc is not None:
+            self.osc.start()
+        if self.camera is not None:
+            self.camera.start()
+        self.scheduler.start()
+        self.regenerator.start(self.params.snapshot())
+        if self.external is None:
+            self.scheduler.transport("start")
+            self.clock.start(beat=0.0, at=time.perf_counter() + START_DELAY_S)
+        last_bar = -1
+        next_check = time.monotonic() + PORT_CHECK_S
+        try:
+            while not self._stop.wait(TICK_S):
+                while not self.scheduler.beats.empty():
+                    bar, beat = self.scheduler.beats.get()
+                    if self.osc is not None:
+                        self.osc.send_beat(bar, beat)
+                    if bar != last_bar and self.recorder is not None:
+                        self.recorder.flush()
+                    last_bar = bar
+                if time.monotonic() >= next_check:
+                    self.midi.check()
+                    next_check = time.monotonic() + PORT_CHECK_S
+                status.show(self.status())
+        finally:
+            status.end()
+            self.shutdown()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def shutdown(self) -> None:
+        """All notes off + CC 123, threads and children stopped, recording closed (whatever of it
+        ``open()`` got to)."""
+        if self.osc is not None:
+            self.osc.stop()
+        if self.camera is not None:
+            self.camera.stop()
+        if self.regenerator is not None:
+            self.regenerator.stop()
+        if self.scheduler is not None:
+            self.scheduler.shutdown()
+        if self.renderer is not None:
+            self.renderer.close()
+        if self.external is not None:
+            self.external.close()
+        if self.midi is not None:
+            self.midi.close()
+        if self.recorder is not None:
+            self.recorder.close()
+            log.warning("recording closed: %s (%d events)", self.record_path, self.recorder.events)
+        if self.scheduler is not None:
+            log.warning("%s", self.summary())
+
+    def summary(self) -> str:
+        """One line of timing figures for the whole run."""
+        sch, regen = self.scheduler, self.regenerator
+        lateness = np.array(sch.lateness) * 1000.0
+        if len(lateness) == 0:
+            return "played no steps"
+        p50, p99, worst = np.percentile(lateness, [50, 99, 100])
+        return (f"played {sch.steps} steps, late {sch.late} (>{LATE_S * 1000:g} ms); send lateness ms "
+                f"p50 {p50:.3f} p99 {p99:.3f} max {worst:.3f} (step {sch.worst[1]}); renders {regen.renders}, "
+                f"failed {regen.errors}, last {regen.last_ms:.0f} ms; send priority {sch.priority}")
