@@ -62,13 +62,17 @@ def follow(notes: np.ndarray, anchor_segment: np.ndarray, dynamics: Dynamics) ->
     if len(out) == 0:
         return out
     wanted = np.full(len(out), np.nan)
-    for i, (onset, pitch) in enumerate(out[:, [ONSET, PITCH]]):
-        same_onset = anchor_segment[anchor_segment[:, ONSET] == onset]
-        exact = same_onset[same_onset[:, PITCH] == pitch]
-        if len(exact):
-            wanted[i] = exact[0, VELOCITY]
-        elif len(same_onset):
-            wanted[i] = np.median(same_onset[:, VELOCITY])
+    same = out[:, ONSET, None] == anchor_segment[None, :, ONSET]
+    exact = same & (out[:, PITCH, None] == anchor_segment[None, :, PITCH])
+    velocities = anchor_segment[:, VELOCITY].astype(np.float64)
+    count = same.sum(axis=1)
+    chord = count > 0
+    if chord.any():
+        ordered = np.sort(np.where(same[chord], velocities[None, :], np.inf), axis=1)
+        rows, k = np.arange(int(chord.sum())), count[chord]
+        wanted[chord] = (ordered[rows, (k - 1) // 2] + ordered[rows, k // 2]) / 2.0
+    hit = exact.any(axis=1)
+    wanted[hit] = velocities[np.argmax(exact[hit], axis=1)]
     for table, size in ((dynamics.bar, STEPS_PER_BAR), (dynamics.beat, STEPS_PER_BEAT)):
         gap = np.isnan(wanted)
         wanted[gap] = table[out[gap, ONSET] % size]
