@@ -259,6 +259,8 @@ def feel_anchors(paths: list[str]) -> dict[str, Anchor]:
     anchors: dict[str, Anchor] = {}
     for path in paths:
         folder = Path(path)
+        if not folder.is_dir():
+            raise ValueError(f"--feel: {path} is not a folder")
         found = {folder.name: load_anchor(folder)} if (folder / "anchor.toml").is_file() else load_folder(folder)
         if not found:
             raise ValueError(f"--feel: {path} holds no anchor folder (no anchor.toml)")
