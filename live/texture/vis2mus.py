@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from live.music.notes import VELOCITY, empty_notes, notes_to_pr_mat, transpose_notes
+from live.music.notes import VELOCITY, notes_to_pr_mat, transpose_notes
 from live.texture import dynamics, relative
 from live.texture.anchors import BEATS_PER_SEGMENT, Anchor
 from live.texture.calibration import CAPS, GRID, REACH_FACTORS, SIDES, choose_reach, contrast_factor, side
@@ -58,8 +58,9 @@ straight, the decode as it is, one velocity per segment."""
 class Segment:
     """One rendered 2-bar segment: note lists ``(N, 4)`` with onsets 0..31.
 
-    ``index`` is the segment's position in the loop; ``melody`` is empty unless a content piece
-    was given; ``shift`` is the melody's transposition in semitones (0 without content).
+    ``index`` is the segment's position in the loop; ``melody`` is the content piece's melody
+    (moved by ``shift`` semitones) in style mode, else the anchor's own ``melody.mid`` (empty when
+    it has none; ``shift`` is then 0).
     """
 
     index: int
@@ -282,13 +283,14 @@ class Vis2Mus:
             z_chd = self._chord_latents(shifted_chords(content.chords, shift), total)[indices]
         else:
             z_chd = own_z_chd[texture]
-        melodies = [transpose_notes(content.segment("melody", i), shift) if content is not None else empty_notes()
-                    for i in indices]
+        melodies = [transpose_notes(content.segment("melody", i), shift) if content is not None
+                    else anchor.segment("melody", t) for i, t in zip(indices, texture)]
         if self.mode == "feel":
             return self._render_feel(anchor, alpha_b, alpha_c, indices, texture, z_chd, melodies, shift,
                                      relative_to_anchor=chords is None and content is None)
         if alpha_b == 0.0 and alpha_c == 0.0 and chords is None and content is None and self.keep_original:
-            return [Segment(i, anchor.segment("accompaniment", t), empty_notes()) for i, t in zip(indices, texture)]
+            return [Segment(i, anchor.segment("accompaniment", t), melody)
+                    for i, t, melody in zip(indices, texture, melodies)]
         z_txt = self.engine.texture_latent(adjust(maps[texture], alpha_b, alpha_c))
         decoded = self.engine.decode(z_chd, z_txt)
         out = []
@@ -301,8 +303,8 @@ class Vis2Mus:
     def _render_feel(self, anchor: Anchor, fader_b: float, fader_c: float, indices: list[int], texture: list[int],
                      z_chd: np.ndarray, melodies: list[np.ndarray], shift: int, relative_to_anchor: bool) -> list[Segment]:
         """Feel mode. With the anchor's own chords: the anchor with the changes of each fader's
-        side (``live.texture.relative``) and its own melody; otherwise the decode at the faders
-        (contrast with its reach). Then register, melody on top and the anchor's dynamics."""
+        side (``live.texture.relative``); otherwise the decode at the faders (contrast with its
+        reach). Then register, melody on top and the anchor's dynamics."""
         feel = self.feel(anchor)
         if relative_to_anchor:
             decoded = []
@@ -312,7 +314,6 @@ class Vis2Mus:
                     if u != 0.0:
                         notes = relative.apply(notes, feel.moves[side(fader, u)][t], u)
                 decoded.append(notes)
-            melodies = [anchor.segment("melody", t) for t in texture]
         else:
             maps, _ = self.prepare(anchor)
             edited = adjust_factor(maps[texture], fader_b, contrast_factor(fader_c, feel.reach))
