@@ -30,14 +30,15 @@ SIDES = ("brightness+", "brightness-", "contrast+", "contrast-")
 CAPS = {
     "brightness+": (1.0, 0.0, False),
     "brightness-": (0.0, 0.75, True),
-    "contrast+": (0.4, 0.4, True),
-    "contrast-": (0.4, 0.4, True),
+    "contrast+": (0.5, 0.5, True),
+    "contrast-": (0.5, 0.5, True),
 }
 """side -> (additions, removals, thin) at the fader's end, additions and removals as shares of
 the anchor segment's notes; ``thin``: removals go on by rule where the model names too few
 (``live.texture.relative.moves``). Brighter adds up to as many notes again and never removes,
 darker removes up to three quarters and never adds, so the texture's size follows brightness;
-contrast replaces up to 40 %: it changes the texture's character more than its size."""
+contrast replaces up to half: it changes the texture's character more than its size (and even where
+the model adds nothing, its removals alone change a third of the notes)."""
 
 
 def contrast_factor(alpha_c: float, reach: float = REACH) -> float:
