@@ -263,3 +263,15 @@ def test_the_server_prepares_anchors_when_idle_and_fader_moves_then_decode_nothi
     assert counting.decodes == loaded
     assert not Renderer(anchors, content_pieces(), Vis2Mus(engine, mode="paper")).warm_one()
     assert not Renderer(anchors, content_pieces(), None).warm_one()
+
+
+def test_the_server_settings_choose_the_mode_and_register():
+    from live.app.config import parse_settings
+    from live.app.renderer import load_renderer
+
+    anchors = {"stride": default_anchors()["stride"]}
+    settings = parse_settings(["--mode", "paper", "--register", "40-90", "--no-record"])
+    renderer, note = load_renderer(settings, anchors, content_pieces())
+    assert renderer.vis2mus.mode == "paper" and renderer.vis2mus.register == (40, 90) and "paper mode" in note
+    renderer, note = load_renderer(parse_settings(["--no-record"]), anchors, content_pieces())
+    assert renderer.vis2mus.mode == "feel" and renderer.vis2mus.register == (28, 100) and "feel mode" in note
