@@ -25,12 +25,14 @@ every shipped content piece on the anchor's texture.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from live.music.notes import DURATION, ONSET, PITCH, VELOCITY
+from live.music.notes import DURATION, ONSET, PITCH, VELOCITY, join_segments
 
 ALPHAS = tuple(round(float(x), 1) for x in np.linspace(-1.0, 1.0, 21))
 EXTREME = (28, 100)
@@ -160,16 +162,13 @@ def sweep(v2m, anchor, fader: str, content=None) -> Sweep:
     """Render every segment of ``anchor`` at each alpha of :data:`ALPHAS` on ``fader``
     ("brightness" or "contrast"; the other at 0). The melody is what plays with it: the content's
     in style mode, else the anchor's own melody."""
-    from live.music.notes import join_segments
-
     accompaniment, melody = {}, {}
     n = v2m.n_segments(anchor, content)
     for alpha in ALPHAS:
         pair = (alpha, 0.0) if fader == "brightness" else (0.0, alpha)
         segments = v2m.render(anchor, *pair, list(range(n)), content=content)
         accompaniment[alpha] = join_segments([s.accompaniment for s in segments])
-        played = join_segments([s.melody for s in segments])
-        melody[alpha] = played if len(played) or content is not None else anchor.melody
+        melody[alpha] = join_segments([s.melody for s in segments])
     return Sweep(accompaniment, melody, 2 * n)
 
 
@@ -259,9 +258,6 @@ def run_report(modes: dict, anchors: dict, contents: list, out) -> dict:
     """The ``--feel`` report: for each anchor a PNG of its response curves (``<name>_feel.png``,
     every mode of ``modes``: name -> ``Vis2Mus``), and the measures per mode and anchor in
     ``feel.txt`` (printed too) and ``feel.json``. Returns what ``feel.json`` holds."""
-    import json
-    from pathlib import Path
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows: dict[str, dict[str, dict[str, float]]] = {mode: {} for mode in modes}
