@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from pythonosc.udp_client import SimpleUDPClient
 
-from benchmarks.jackrig import JackServer, Peer
+from tests.support.jackrig import JackServer, Peer
 
 ROOT = Path(__file__).resolve().parent.parent
 SUMMARY = re.compile(r"played (\d+) steps, late (\d+) .*p50 ([\d.]+) p99 ([\d.]+) max ([\d.]+) \(step (-?\d+)\); renders (\d+), "

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from export.onnx_export import export_graphs, load_weights, parity_segments
+from live.checks import one_line
 from live.inference import graphs
 from live.inference.engine import DECODE_SLOTS, Engine
 from live.music.notes import EOS, grid_to_notes
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run_bench(weights, max(args.runs, 1), max(args.threads, 1))
     except (graphs.GraphError, FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"vis2mus-bench: error: {graphs.one_line(exc)}", file=sys.stderr)
+        print(f"vis2mus-bench: error: {one_line(exc)}", file=sys.stderr)
         return 2
     print_table(result)
     if args.json:

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from live.checks import one_line
 from live.inference import graphs
 from model.polydis import (BIT_START, DUR_BITS, DUR_PAD, PITCH_CLASSES, PITCHES, SOS, PianoTreeDecoder, PolyDis,
                            load_model)
@@ -342,7 +343,7 @@ def load_weights(weights: str | Path) -> PolyDis:
     except (FileNotFoundError, ValueError):
         raise
     except Exception as exc:
-        raise ValueError(f"cannot load weights {weights}: {type(exc).__name__}: {graphs.one_line(exc)}") from exc
+        raise ValueError(f"cannot load weights {weights}: {type(exc).__name__}: {one_line(exc)}") from exc
 
 
 def export_graphs(weights: str | Path, out: str | Path, digest: str | None = None,
@@ -496,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"checking ONNX against eager torch on {source} ...")
         result = check_parity(weights, folder, rows, pr)
     except (graphs.GraphError, FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"vis2mus-export: error: {graphs.one_line(exc)}", file=sys.stderr)
+        print(f"vis2mus-export: error: {one_line(exc)}", file=sys.stderr)
         return 2
     share = 100.0 * result["identical_notes"] / result["segments"]
     ok = share >= 99.5 and result["latent_max_diff"] <= 1e-4

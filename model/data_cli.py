@@ -13,30 +13,30 @@ import os
 import sys
 import time
 
+from tqdm import tqdm
+
 from live.music.chords import NO_CHORD, recognize_chords, root_quality, row_to_label
-from live.music.midifile import STEPS_PER_BEAT, MidiFormatError, read_midi
+from live.music.midifile import MidiFormatError, read_midi
+from live.music.notes import STEPS_PER_BEAT
 from model.pop909 import SongError, prepare, read_song, song_folders, split_songs
 
 DEFAULT_POP909 = os.path.join("..", "shared", "data", "pop909")
 
 
 def progress(items: list, label: str = "songs"):
-    """Yield ``items`` while rewriting one progress line on stderr."""
-    start = time.monotonic()
-    for i, item in enumerate(items, 1):
-        yield item
-        if i % 10 == 0 or i == len(items):
-            rate = i / max(time.monotonic() - start, 1e-9)
-            eta = (len(items) - i) / rate
-            print(f"\r{label}: {i}/{len(items)}  {rate:5.1f}/s  eta {eta:4.0f}s", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
+    """``items`` with a tqdm progress bar on stderr."""
+    return tqdm(items, desc=label, unit=label.rstrip("s") or "item", file=sys.stderr)
+
+
+def warn(line: str) -> None:
+    """A warning line on stderr that leaves the progress bar intact."""
+    tqdm.write(f"warning: {line}", file=sys.stderr)
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     start = time.monotonic()
-    meta = prepare(args.pop909, args.out, seed=args.seed, progress=progress,
-                   warn=lambda line: print(f"\nwarning: {line}", file=sys.stderr))
+    meta = prepare(args.pop909, args.out, seed=args.seed, progress=progress, warn=warn)
     elapsed = time.monotonic() - start
     notes = meta["notes"]
     print(f"songs: {meta['songs']} ({len(meta['skipped_songs'])} skipped)")

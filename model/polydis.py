@@ -32,16 +32,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-STEPS = 32
-BEATS = 8
-CHORD_DIM = 36
-PITCHES = 128
-SOS, EOS, PAD = 128, 129, 130
-PITCH_CLASSES = 130
-DUR_BITS = 5
-DUR_PAD = 2
-DECODE_SLOTS = 15
-MAP_SHAPE = (10, 8, 29)
+from live.music.chords import ROW as CHORD_DIM
+from live.music.notes import BEATS_PER_SEGMENT as BEATS
+from live.music.notes import DECODE_SLOTS, DUR_BITS, DUR_PAD, EOS, PAD, PITCHES, SOS, STEPS
+from live.music.notes import FEATURE_MAP_SHAPE as MAP_SHAPE
+
+PITCH_CLASSES = EOS + 1
 BIT_START = 2
 RECON_DUR_WEIGHT = 0.5
 

@@ -25,11 +25,10 @@ import mido
 import numpy as np
 
 from live.music.chords import ChordError, label_to_row
-from live.music.notes import DURATION, MAX_NOTES_PER_STEP, ONSET, STEPS, dedupe, sort_notes
+from live.music.notes import DURATION, MAX_NOTES_PER_STEP, ONSET, STEPS, STEPS_PER_BEAT, dedupe, sort_notes
 
 ACCOMPANIMENT_TRACKS = ("PIANO", "BRIDGE")
 MELODY_TRACK = "MELODY"
-STEPS_PER_BEAT = 4
 BEATS_PER_BAR = 4
 SPLIT_SEED = 3345
 VALIDATION_SHARE = 0.1

@@ -5,7 +5,6 @@ small model exported to ONNX in a temporary folder, so they run without the ship
 """
 
 import threading
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,21 +15,7 @@ from live.music.notes import DURATION, ONSET, PITCH, transpose_notes
 from live.texture.anchors import content_pieces, default_anchors
 from live.texture.style import blend_images, octave_shift, register_shift
 from live.texture.vis2mus import Vis2Mus
-
-
-def random_weights(folder: Path) -> Path:
-    """A randomly initialised small poly-dis model and its model card in ``folder``."""
-    torch = pytest.importorskip("torch", reason="exporting the test model needs torch (pip install -e .[train])")
-    import json
-
-    from model.polydis import CONFIGS, PolyDis
-
-    torch.manual_seed(0)
-    folder.mkdir(parents=True, exist_ok=True)
-    weights = folder / "random-small.pt"
-    torch.save(PolyDis(CONFIGS["small"]).state_dict(), weights)
-    weights.with_suffix(".json").write_text(json.dumps({"config": CONFIGS["small"].to_dict()}))
-    return weights
+from tests.support.scratch import random_weights
 
 
 @pytest.fixture(scope="module")

@@ -8,24 +8,38 @@ import threading
 import numpy as np
 import onnxruntime as ort
 import pytest
-import torch
 
-from export.onnx_export import export_graphs, generated_segments
-from export.scratch import write_random_weights
 from live.inference import graphs
 from live.inference.engine import CPU, CUDA, Engine, EngineError, choose_provider
 from live.music.notes import EOS, STEPS, grid_to_notes
-from model.polydis import load_model
+from tests.support.scratch import write_random_weights
+
+NEEDS_TORCH = "making and exporting the test model needs torch (pip install -e .[train])"
+
+
+def generated_segments(n: int, seed: int):
+    """``export.onnx_export.generated_segments`` (imports torch; only reached from tests that have it)."""
+    from export.onnx_export import generated_segments
+
+    return generated_segments(n, seed=seed)
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    torch.set_num_threads(1)
+def export_graphs():
+    """The exporter; skips the test on a runtime-only install."""
+    pytest.importorskip("torch", reason=NEEDS_TORCH).set_num_threads(1)
+    from export.onnx_export import export_graphs
+
+    return export_graphs
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory, export_graphs):
     return write_random_weights(tmp_path_factory.mktemp("w") / "rand.pt", "tiny", seed=3)
 
 
 @pytest.fixture(scope="module")
-def folder(weights, tmp_path_factory):
+def folder(weights, tmp_path_factory, export_graphs):
     return graphs.ensure_graphs(weights, out=tmp_path_factory.mktemp("g") / "graphs", log=lambda _: None,
                                exporter=export_graphs)
 
@@ -76,6 +90,10 @@ def test_shapes_of_every_method(engine, latents):
 
 
 def test_decode_matches_the_torch_reference_on_ragged_batches(weights, engine, latents):
+    import torch
+
+    from model.polydis import load_model
+
     z_c, z_t = latents
     model = load_model(weights)
     ref = model.decoder.greedy_decode(torch.from_numpy(np.concatenate([z_c, z_t], axis=1))).numpy()
@@ -155,7 +173,7 @@ def test_corrupt_graph_file_is_a_clear_error(folder, tmp_path):
     assert "\n" not in str(info.value)
 
 
-def test_from_weights_uses_the_cache(weights, tmp_path, monkeypatch):
+def test_from_weights_uses_the_cache(weights, export_graphs, tmp_path, monkeypatch):
     monkeypatch.setenv("VIS2MUS_CACHE", str(tmp_path / "cache"))
     lines: list[str] = []
     eng = Engine.from_weights(weights, device="cpu", log=lines.append, exporter=export_graphs)
@@ -167,7 +185,7 @@ def test_from_weights_uses_the_cache(weights, tmp_path, monkeypatch):
     assert lines == []
 
 
-def test_from_weights_reexports_a_corrupt_cached_graph(weights, tmp_path, monkeypatch):
+def test_from_weights_reexports_a_corrupt_cached_graph(weights, export_graphs, tmp_path, monkeypatch):
     monkeypatch.setenv("VIS2MUS_CACHE", str(tmp_path / "cache"))
     first = Engine.from_weights(weights, device="cpu", log=lambda _: None,
                                exporter=export_graphs)

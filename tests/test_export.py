@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from export import onnx_export
-from export.scratch import write_random_weights
 from live.inference import graphs
 from model.polydis import EOS, load_model
+from tests.support.scratch import write_random_weights
 
 REPO = Path(__file__).resolve().parent.parent
 

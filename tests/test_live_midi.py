@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
@@ -9,12 +10,13 @@ import mido
 import numpy as np
 import pytest
 
-from benchmarks.jackrig import JackServer, Peer, jackd_available
-from live.music.notes import make_notes
+from live.music.notes import ACCOMPANIMENT_CHANNEL, Segment, make_notes
 from live.playback.clock import Clock
 from live.playback.midiout import MidiOut
 from live.playback.recorder import Recorder
-from live.playback.scheduler import ACCOMPANIMENT_CHANNEL, Scheduler, Section
+from live.playback.scheduler import Scheduler
+from tests.support.jackrig import JackServer, Peer, jackd_available
+from tests.support.polling import wait_until
 
 pytestmark = [pytest.mark.jack,
               pytest.mark.skipif(not jackd_available(), reason="jackd not installed (apt-get install jackd2)")]
@@ -26,10 +28,10 @@ def jack():
         yield server
 
 
-def pattern(pitches: list[int], every: int = 4, length: int = 2) -> Section:
+def pattern(pitches: list[int], every: int = 4, length: int = 2) -> Segment:
     """A segment with a note every ``every`` steps cycling through ``pitches``."""
     rows = [(onset, pitches[i % len(pitches)], length) for i, onset in enumerate(range(0, 32, every))]
-    return Section(make_notes(rows), make_notes([]))
+    return Segment(make_notes(rows), make_notes([]))
 
 
 def wait_steps(scheduler: Scheduler, step: int, timeout: float = 20.0) -> None:
@@ -58,7 +60,7 @@ def test_stream_arrives_at_the_set_tempo_and_every_note_on_has_its_note_off(jack
     wait_steps(sch, 64 + 5)
     sch.shutdown()
     rec.close()
-    time.sleep(0.1)
+    assert wait_until(lambda: peer.held() == set(), 3), "the last note-offs reach the peer"
     ons = peer.note_ons()
     assert len(ons) >= 16
     times = np.array([t for t, *_ in ons])
@@ -77,7 +79,7 @@ def test_splice_lands_on_the_next_beat_and_cuts_sounding_notes(jack):
     peer = Peer("peer")
     midi = MidiOut(api="jack", port=peer.port)
     clock = Clock(240)
-    long_notes = Section(make_notes([(0, 50, 32), (8, 52, 24), (16, 54, 16)]), make_notes([]))
+    long_notes = Segment(make_notes([(0, 50, 32), (8, 52, 24), (16, 54, 16)]), make_notes([]))
     sch = Scheduler(clock, midi, [long_notes], quantum="beat", max_note_steps=64)
     sch.start()
     clock.start(beat=0.0)
@@ -86,9 +88,8 @@ def test_splice_lands_on_the_next_beat_and_cuts_sounding_notes(jack):
     assert splice % 4 == 0 and splice >= 34
     wait_steps(sch, splice + 9)
     sch.shutdown()
-    time.sleep(0.1)
+    assert wait_until(lambda: peer.held() == set(), 3), "shutdown closes every note"
     messages = peer.snapshot()
-    assert peer.held() == set()
     splice_time = clock.time_of(splice / 4)
     old_after = [m for t, m in messages if m[0] & 0xF0 == 0x90 and m[1] in (50, 52, 54) and t > splice_time + 0.003]
     new_before = [m for t, m in messages if m[0] & 0xF0 == 0x90 and m[1] in (72, 74) and t < splice_time - 0.003]
@@ -140,11 +141,12 @@ def test_jack_server_gone_keeps_recording_and_reconnects_when_it_returns(tmp_pat
     assert notes == [("note_on", 60), ("note_off", 60), ("note_on", 62), ("note_off", 62)]
 
 
-def test_no_backend_says_how_to_fix_and_plays_into_the_recording(tmp_path, monkeypatch):
+def test_no_backend_says_how_to_fix_and_plays_into_the_recording(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("JACK_DEFAULT_SERVER", f"v2mnone{os.getpid()}")
-    lines = []
     rec = Recorder(tmp_path / "none.mid")
-    midi = MidiOut(api="jack", recorder=rec, log=lines.append)
+    with caplog.at_level(logging.WARNING, logger="live.playback.midiout"):
+        midi = MidiOut(api="jack", recorder=rec)
+    lines = [r.getMessage() for r in caplog.records if r.name == "live.playback.midiout"]
     assert not midi.connected
     assert len(lines) == 1 and "JACK" in lines[0] and "recording" in lines[0]
     midi.note_on(1, 60, 90)

@@ -16,8 +16,9 @@ import mido
 import numpy as np
 import pytest
 
-from benchmarks.jackrig import JackServer, Peer, connect, jackd_available, wait_for_port
 from live.control.osc import encode
+from tests.support.jackrig import JackServer, Peer, connect, jackd_available, wait_for_port
+from tests.support.polling import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.jack, pytest.mark.slow,
@@ -123,7 +124,7 @@ def test_bars_arrive_at_the_set_tempo_on_the_grid_and_sigterm_mid_bar_closes_eve
     peer = Peer("peer")
     srv = server_factory("--midi-port", peer.port, "--bpm", "150", "--clock-out", "--anchor", "block_chords")
     wait_for_notes(peer, 12)
-    time.sleep(2.0)
+    assert wait_until(lambda: sum(m == [0xF8] for _, m in peer.snapshot()) > 150, 20), "MIDI clock ticks"
     deadline = time.monotonic() + 10
     while not peer.held() and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -141,7 +142,7 @@ def test_bars_arrive_at_the_set_tempo_on_the_grid_and_sigterm_mid_bar_closes_eve
     t0 = ons[0][0]
     phase = np.array([((t - t0) / step) % 1.0 for t, *_ in ons])
     off_grid = np.minimum(phase, 1 - phase) * step
-    assert np.percentile(off_grid, 95) < 0.006
+    assert np.percentile(off_grid, 95) < step / 4, "note-ons land on the sixteenth grid"  # timing: benchmarks/
     assert any(m[0] & 0xF0 == 0xB0 and m[1] == 123 for _, m in messages)
     ons_file, offs_file = recorded_notes(srv.record)
     assert ons_file == len(ons) and offs_file >= ons_file
@@ -191,9 +192,8 @@ def test_malformed_osc_flood_leaves_it_playing_with_every_note_closed(jack_calm,
         errors += data.startswith(b"/vis2mus/error")
     assert errors > 0
     count = len(peer.note_ons())
-    time.sleep(1.5)
+    assert wait_until(lambda: len(peer.note_ons()) > count, 10), "the music stopped after the flood"
     assert srv.proc.poll() is None
-    assert len(peer.note_ons()) > count, "the music stopped after the flood"
     assert srv.terminate() == 0
     assert released(peer), (peer.held(), srv.output()[-3000:])
     recorded_notes(srv.record)
@@ -206,7 +206,6 @@ def test_peer_killed_and_restarted_stream_resumes(jack_calm, server_factory):
     srv = server_factory("--midi-port", peer.port, "--bpm", "200")
     wait_for_notes(peer, 4)
     peer.close()
-    time.sleep(1.5)
     srv.wait_for("MIDI port lost")
     peer = Peer("peer")
     wait_for_notes(peer, 4, timeout=10)
@@ -221,7 +220,7 @@ def test_no_midi_backend_one_line_and_the_recording_goes_on(tmp_path, server_fac
     srv = server_factory("--bpm", "240")
     srv.wait_for("no MIDI output")
     srv.wait_for("recording")
-    time.sleep(3.0)
+    assert wait_until(lambda: srv.record.is_file() and recorded_notes(srv.record)[0] > 0, 15), "nothing recorded"
     assert srv.terminate() == 0
     line = [l for l in srv.output().splitlines() if "no MIDI output" in l]
     assert len(line) == 1 and "JACK" in line[0]
@@ -255,12 +254,12 @@ def steps_of_note_ons(messages, bpm: float) -> dict[int, list[int]]:
 
 @pytest.fixture(scope="module")
 def random_weights(tmp_path_factory):
-    """A small random poly-dis (export.scratch) and its ONNX graphs in a private cache."""
+    """A small random poly-dis (tests.support.scratch) and its ONNX graphs in a private cache."""
     torch = pytest.importorskip("torch", reason="torch is needed to make and export test weights")
     torch.set_num_threads(1)
     from export import exporter
-    from export.scratch import write_random_weights
     from live.inference import graphs
+    from tests.support.scratch import write_random_weights
 
     cache = tmp_path_factory.mktemp("onnx")
     os.environ["VIS2MUS_CACHE"] = str(cache)

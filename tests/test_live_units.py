@@ -132,14 +132,22 @@ def test_recording_survives_sigkill_up_to_the_last_flush(tmp_path):
     assert len(ons) >= 4 * 8 and len(ons) % 8 == 0
 
 
-def test_every_midi_api_the_config_accepts_is_known_to_midiout():
+def test_every_midi_api_the_config_accepts_is_known_to_midiout(monkeypatch):
     import rtmidi
 
     from live.app.config import MIDI_APIS
     from live.playback.midiout import api_candidates
 
-    for api in MIDI_APIS:
-        assert isinstance(api_candidates(api), list)
-    assert api_candidates("jack") == [rtmidi.API_UNIX_JACK]
+    names = {rtmidi.API_LINUX_ALSA: "alsa", rtmidi.API_UNIX_JACK: "jack", rtmidi.API_MACOSX_CORE: "coremidi",
+             rtmidi.API_WINDOWS_MM: "winmm"}
+    for api in MIDI_APIS[1:]:
+        assert [names[a] for a in api_candidates(api)] == [api]
+    compiled = rtmidi.get_compiled_api()
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", "anyname")
+    auto = api_candidates("auto")
+    assert MIDI_APIS[0] == "auto" and auto and set(auto) <= set(compiled) and len(set(auto)) == len(auto)
+    assert auto[0] == rtmidi.API_UNIX_JACK, "a named JACK server puts JACK first"
+    monkeypatch.delenv("JACK_DEFAULT_SERVER")
+    assert sorted(api_candidates("auto")) == sorted(auto)
     with pytest.raises(ValueError):
         api_candidates("portmidi")

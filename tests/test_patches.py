@@ -25,7 +25,7 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from live.control import oscspace
-from live.control.osc import DEFAULT_HOST, DEFAULT_PORT
+from live.control.oscspace import DEFAULT_HOST, DEFAULT_PORT
 
 ROOT = Path(__file__).resolve().parents[1]
 PATCHES = ROOT / "patches"
@@ -441,8 +441,8 @@ def _expected_pitches(anchor: str, alpha_b: float, alpha_c: float, engine_on: bo
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("jackd") is None, reason="jackd not installed (apt-get install jackd2)")
 def test_pd_driver_steers_the_running_server(tmp_path):
-    from benchmarks.jackrig import JackServer, Peer
     from live.texture.anchors import default_anchors
+    from tests.support.jackrig import JackServer, Peer
 
     anchors = default_anchors()
     names = sorted(anchors)

@@ -15,7 +15,7 @@ from live.music.midifile import read_midi
 from live.offline.render import main
 from live.texture.anchors import content_pieces, default_anchors
 from live.texture.transform import adjust
-from test_control_vis2mus import random_weights
+from tests.support.scratch import random_weights
 
 HAS_FLUIDSYNTH = shutil.which("fluidsynth") is not None
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from live.offline.study import binomial_p_value, main
-from test_control_vis2mus import random_weights
+from tests.support.scratch import random_weights
 
 HAS_FLUIDSYNTH = shutil.which("fluidsynth") is not None
 

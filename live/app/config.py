@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import math
 import socket
 import sys
 import time
@@ -18,8 +17,12 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from live.control.osc import DEFAULT_HOST, DEFAULT_PORT, parse_host_port
-from live.control.params import ALPHA_RANGE, QUANTA, SOURCES, TEMPO_RANGE, VELOCITY_RANGE, Params, Preset, State
+import tomli_w
+
+from live.checks import finite, in_range, one_line
+from live.control.oscspace import DEFAULT_HOST, DEFAULT_PORT, parse_host_port
+from live.control.params import (ALPHA_RANGE, PRESET_RANGE, QUANTA, SOURCES, TEMPO_RANGE, VELOCITY_RANGE, Params, Preset,
+                                 State)
 from live.texture.register import DEFAULT_RANGE, check_range
 from live.texture.vis2mus import MODES
 
@@ -108,10 +111,10 @@ def _number(kind: type, low: float | None = None, high: float | None = None) -> 
             raise ConfigError(f"expected {'an integer' if kind is int else 'a number'}, got {value!r}") from None
         if kind is int and isinstance(value, float) and not value.is_integer():
             raise ConfigError(f"expected an integer, got {value!r}")
-        if not math.isfinite(number):
-            raise ConfigError(f"expected a finite number, got {value!r}")
-        if (low is not None and number < low) or (high is not None and number > high):
-            raise ConfigError(f"{number:g} is out of range {low:g}..{high:g}")
+        try:
+            finite("", number) if low is None or high is None else in_range("", number, low, high)
+        except ValueError as error:
+            raise ConfigError(one_line(error)) from None
         return number
     parse.__name__ = kind.__name__
     return parse
@@ -311,7 +314,7 @@ def _presets(path: str, table: Any) -> dict[int, Preset]:
 
 def _parsed_number(key: str, where: str) -> int:
     try:
-        return _number(int, 0, 127)(key)
+        return _number(int, *PRESET_RANGE)(key)
     except ConfigError as error:
         raise ConfigError(f"{where}: preset numbers are 0..127 ({error})") from None
 
@@ -358,33 +361,34 @@ def load_settings(argv: Sequence[str] | None = None) -> Settings:
 def settings_toml(settings: Settings | None = None) -> str:
     """A TOML file that reproduces ``settings`` (defaults when ``None``), presets included."""
     settings = settings or Settings()
-    lines = []
+    data: dict[str, Any] = {}
     for option in OPTIONS:
         value = getattr(settings, option.name)
         if value is None or (option.name == "record" and settings.record_default):
             continue
         if option.name == "osc_reply":
             value = f"{value[0]}:{value[1]}"
-        lines.append(f"{option.name} = {_toml_value(value)}")
+        data[option.name] = _toml_value(value)
+    presets = {}
     for number, preset in sorted(settings.presets.items()):
-        lines.append(f"\n[presets.{number}]")
-        lines.append(f"anchor = {_toml_value(preset.anchor)}")
+        table: dict[str, Any] = {"anchor": preset.anchor}
         if preset.content is not None:
-            lines.append(f"content = {_toml_value(preset.content)}")
-        lines.append(f"brightness = {_toml_value(preset.alpha_b)}")
-        lines.append(f"contrast = {_toml_value(preset.alpha_c)}")
+            table["content"] = preset.content
+        table["brightness"] = preset.alpha_b
+        table["contrast"] = preset.alpha_c
         if preset.tempo is not None:
-            lines.append(f"tempo = {_toml_value(preset.tempo)}")
-    return "\n".join(lines) + "\n"
+            table["tempo"] = preset.tempo
+        presets[str(number)] = table
+    if presets:
+        data["presets"] = presets
+    return tomli_w.dumps(data)
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
+def _toml_value(value: Any) -> Any:
+    """A setting as a value tomli-w writes: bools, numbers, strings and lists as they are, the
+    rest (paths) as text."""
+    if isinstance(value, (bool, int, float, str)):
+        return value
     if isinstance(value, (tuple, list)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
-
+        return [_toml_value(v) for v in value]
+    return str(value)

@@ -22,6 +22,7 @@ import numpy as np
 from live.app.render_child import RenderProcess
 from live.app.renderer import Renderer, panic_key, render_key
 from live.app.status import StatusLine
+from live.music.notes import BEATS_PER_BAR, STEPS_PER_BEAT
 from live.playback.clock import Clock, ExternalClock
 from live.playback.midiout import MidiOut
 from live.playback.recorder import Recorder
@@ -76,7 +77,7 @@ class Performance:
         self.first_render_ms = (time.perf_counter() - t0) * 1000.0
         self.recorder = Recorder(self.record_path, bpm=state.tempo) if self.record_path else None
         self.midi = MidiOut(api=settings.midi_api, port=settings.midi_port, name=settings.midi_name,
-                            recorder=self.recorder, log=log.warning)
+                            recorder=self.recorder)
         self.clock = Clock(state.tempo)
         if settings.clock_in:
             try:
@@ -85,11 +86,11 @@ class Performance:
             except RuntimeError as exc:
                 log.warning("%s; using the internal clock at %g BPM", exc, state.tempo)
         self.scheduler = Scheduler(self.clock, self.midi, sections, recorder=self.recorder,
-                                   quantum=state.quantum, max_note_steps=round(settings.max_note * 4),
+                                   quantum=state.quantum, max_note_steps=round(settings.max_note * STEPS_PER_BEAT),
                                    velocity=state.velocity, follow_velocity=settings.follow_velocity,
                                    clock_out=settings.clock_out)
         self.regenerator = Regenerator(self.scheduler, self.renderer, self.renderer.count,
-                                       render_key, panic_key, log=log.warning)
+                                       render_key, panic_key)
         self.regen_ms = self._warm_up(state, n_segments)
         self.regenerator.last_ms = self.regen_ms
         self.params.subscribe(self._on_change)
@@ -195,11 +196,11 @@ class Performance:
 
     def status(self) -> str:
         state = self.params.snapshot()
-        beat = max(0, self.scheduler.next_step - 1) // 4
+        beat = max(0, self.scheduler.next_step - 1) // STEPS_PER_BEAT
         mode = f"{state.content}->{state.anchor}" if state.content else state.anchor
         play = "" if self.clock.running else " [stopped]"
         source = f"  {state.source}" + (f" ({self.camera.status})" if self.camera is not None else "")
-        return (f"{beat // 4 + 1}:{beat % 4 + 1}{play}  b={state.alpha_b:+.2f} c={state.alpha_c:+.2f}  "
+        return (f"{beat // BEATS_PER_BAR + 1}:{beat % BEATS_PER_BAR + 1}{play}  b={state.alpha_b:+.2f} c={state.alpha_c:+.2f}  "
                 f"{mode}{source}  regen {self.regenerator.last_ms:.0f} ms  late {self.scheduler.late}")
 
     def run(self) -> None:

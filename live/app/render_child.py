@@ -12,10 +12,10 @@ import threading
 from multiprocessing.connection import Connection
 from typing import Callable
 
+from live import logs
 from live.app.renderer import load_renderer
-from live.app.status import setup_logging
 from live.children import Child
-from live.playback.scheduler import Section
+from live.music.notes import Segment
 
 RENDER_NICE = 5
 
@@ -26,7 +26,7 @@ def _render_main(conn: Connection, settings) -> None:
     """Child process: load the engine, then answer ``("render", state, indices)`` until ``stop``."""
     from live.texture.anchors import content_pieces, default_anchors
 
-    setup_logging()
+    logs.setup()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError):  # lowering our own priority only fails on exotic systems
         os.nice(RENDER_NICE)
@@ -49,7 +49,7 @@ def _render_main(conn: Connection, settings) -> None:
 
 
 class RenderProcess:
-    """Callable like ``Renderer``: ``(state, indices) -> (n_segments, [Section])``, answered by the
+    """Callable like ``Renderer``: ``(state, indices) -> (n_segments, [Segment])``, answered by the
     render child; ``count`` is the parent's own loop-length function.
 
     ``start()`` spawns the child and waits for its engine (``note`` describes it). One request at a
@@ -70,7 +70,7 @@ class RenderProcess:
     def _ready(self, conn: Connection) -> None:
         _, self.note = conn.recv()
 
-    def __call__(self, state, indices: list[int]) -> tuple[int, list[Section]]:
+    def __call__(self, state, indices: list[int]) -> tuple[int, list[Segment]]:
         with self._lock:
             try:
                 kind, payload = self._request(state, indices)

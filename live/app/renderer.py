@@ -1,11 +1,13 @@
-"""The renderer: performance state -> loop sections (``Vis2Mus`` on the engine, else the anchors' notes)."""
+"""The renderer: performance state -> loop segments (``Vis2Mus`` on the engine, else the anchors' notes)."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
-from live.music.notes import empty_notes
-from live.playback.scheduler import Section, follow_velocities
+from live.checks import one_line
+from live.music.notes import BEATS_PER_SEGMENT, Segment, empty_notes
+from live.playback.scheduler import follow_velocities
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +23,7 @@ def panic_key(state) -> tuple:
 
 
 class Renderer:
-    """Renders loop sections for a performance state: ``Vis2Mus`` when an engine is loaded, else
+    """Renders loop segments for a performance state: ``Vis2Mus`` when an engine is loaded, else
     the anchors' own notes (the performance goes on without regeneration)."""
 
     def __init__(self, anchors: dict, contents: dict, vis2mus=None, follow_velocity: bool = False) -> None:
@@ -53,8 +55,8 @@ class Renderer:
         piece = self.contents[state.content] if state.content else self.anchors[state.anchor]
         return int(piece.n_segments)
 
-    def __call__(self, state, indices: list[int]) -> tuple[int, list[Section]]:
-        """``(n_segments, [Section])`` for the loop segments ``indices`` (note arrays ``(N, 4)``,
+    def __call__(self, state, indices: list[int]) -> tuple[int, list[Segment]]:
+        """``(n_segments, [Segment])`` for the loop segments ``indices`` (note arrays ``(N, 4)``,
         onsets 0..31)."""
         anchor = self.anchors[state.anchor]
         content = self.contents[state.content] if state.content else None
@@ -63,20 +65,20 @@ class Renderer:
             return n_segments, []
         if self.vis2mus is None:
             piece = content or anchor
-            sections = [Section(piece.segment("accompaniment", i),
-                                piece.segment("melody", i) if content is not None else empty_notes())
+            segments = [Segment(piece.segment("accompaniment", i),
+                                piece.segment("melody", i) if content is not None else empty_notes(), index=i)
                         for i in indices]
         else:
             from live.music.chords import progression_rows
 
-            chords = progression_rows(state.chords, n_segments * 8) if state.chords else None
-            rendered = self.vis2mus.render(anchor, state.alpha_b, state.alpha_c, list(indices),
+            chords = progression_rows(state.chords, n_segments * BEATS_PER_SEGMENT) if state.chords else None
+            segments = self.vis2mus.render(anchor, state.alpha_b, state.alpha_c, list(indices),
                                            chords=chords, content=content)
-            sections = [Section(seg.accompaniment, seg.melody) for seg in rendered]
         if self.follow_velocity and getattr(self.vis2mus, "mode", "paper") == "paper":
-            sections = [Section(follow_velocities(s.accompaniment, anchor.segment("accompaniment", i % anchor.n_segments)),
-                                s.melody) for s, i in zip(sections, indices)]
-        return n_segments, sections
+            segments = [replace(seg, accompaniment=follow_velocities(
+                            seg.accompaniment, anchor.segment("accompaniment", i % anchor.n_segments)))
+                        for seg, i in zip(segments, indices)]
+        return n_segments, segments
 
 
 def load_renderer(settings, anchors: dict, contents: dict) -> tuple[Renderer, str]:
@@ -92,7 +94,6 @@ def load_renderer(settings, anchors: dict, contents: dict) -> tuple[Renderer, st
         vis2mus = Vis2Mus(engine, mode=settings.mode, register=settings.register)
         note = f"{engine.provider}, {settings.mode} mode"
     except Exception as exc:  # missing/corrupt weights or an ONNX failure: play on without regeneration
-        line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        log.warning("no regeneration (%s); playing the anchors as they are", line)
-        vis2mus, note = None, f"off ({line})"
+        log.warning("no regeneration (%s); playing the anchors as they are", one_line(exc))
+        vis2mus, note = None, f"off ({one_line(exc)})"
     return Renderer(anchors, contents, vis2mus, settings.follow_velocity), note

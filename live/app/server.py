@@ -10,7 +10,7 @@ import logging
 import signal
 import sys
 
-from live.app.status import setup_logging
+from live import logs
 
 GIL_SWITCH_S = 0.0005
 
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     from live.app.config import load_settings
     from live.app.performance import Performance
 
-    setup_logging()
+    logs.setup()
     settings = load_settings(argv)
     sys.setswitchinterval(GIL_SWITCH_S)
     try:

@@ -1,24 +1,11 @@
-"""What the CLI shows on stderr: log lines (``vis2mus: ...``) and the live status line."""
+"""The live status line the CLI shows on stderr (log lines go through ``live.logs``)."""
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 
 STATUS_EVERY_S = 5.0
-
-
-def setup_logging(stream=sys.stderr) -> None:
-    """The one log handler of a CLI process: ``vis2mus: <message>`` lines on ``stream``, INFO and up."""
-    root = logging.getLogger()
-    if any(getattr(h, "vis2mus", False) for h in root.handlers):
-        return
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("vis2mus: %(message)s"))
-    handler.vis2mus = True
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
 
 
 class StatusLine:

@@ -35,8 +35,8 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 import cv2  # noqa: E402  (after the environment above)
 
-from live.control.alpha import Smoother, estimate
 from live.children import BACKOFF_MAX_S, BACKOFF_START_S, Child
+from live.control.alpha import Smoother, estimate
 from live.control.params import Params
 
 log = logging.getLogger(__name__)

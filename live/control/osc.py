@@ -29,13 +29,13 @@ from typing import Iterable
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
+from live.checks import finite
 from live.control import oscspace
-from live.control.params import Params, State, finite
+from live.control.oscspace import DEFAULT_HOST, DEFAULT_PORT
+from live.control.params import Params, State
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 9000
 MAX_PACKET = 4096
 BATCH_INTERVAL_S = 0.005
 STATE_INTERVAL_S = 0.05
@@ -140,18 +140,6 @@ def encode(address: str, *values: object) -> bytes:
     for value in values:
         builder.add_arg(value, "f" if isinstance(value, float) else None)
     return builder.build().dgram
-
-
-def parse_host_port(text: str) -> Peer:
-    """``HOST:PORT`` -> ``(ip, port)`` with the host resolved; ``ValueError`` on a bad value."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"expected HOST:PORT, got {text!r}")
-    try:
-        ip = socket.gethostbyname(host)
-    except OSError as error:
-        raise ValueError(f"cannot resolve {host!r}: {error}") from None
-    return ip, int(port_text)
 
 
 @dataclass

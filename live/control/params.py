@@ -14,31 +14,22 @@ Transport and other commands without state of their own go to the server as acti
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Callable, Iterable, Mapping, NamedTuple
 
-from live.control import oscspace
+from live.checks import clamp, finite, in_range
 from live.music.chords import progression_rows
+from live.music.notes import TEMPO_RANGE
+from live.texture.transform import ALPHA_RANGE
 
 log = logging.getLogger(__name__)
 
 QUANTA = ("beat", "bar", "segment")
 SOURCES = ("osc", "camera")
 ACTIONS = ("play", "stop", "panic", "state")
-
-
-def _range(path: str) -> tuple[float, float]:
-    address = oscspace.BY_PATH[f"{oscspace.PREFIX}/{path}"]
-    assert address.low is not None and address.high is not None
-    return float(address.low), float(address.high)
-
-
-ALPHA_RANGE = _range("brightness")
-TEMPO_RANGE = _range("tempo")
-VELOCITY_RANGE = _range("velocity")
-PRESET_RANGE = _range("preset")
+VELOCITY_RANGE = (1.0, 127.0)
+PRESET_RANGE = (0.0, 127.0)
 
 
 @dataclass(frozen=True)
@@ -91,24 +82,6 @@ class Update(NamedTuple):
 
 Subscriber = Callable[[State, frozenset], None]
 ActionCallback = Callable[[State], None]
-
-
-def finite(name: str, value: object) -> float:
-    """``value`` as a finite float, or ``ValueError`` naming ``name`` (bools and strings rejected)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number, got {type(value).__name__}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"{name} must be finite, got {number}")
-    return number
-
-
-def clamp(name: str, value: float, low: float, high: float) -> tuple[float, str | None]:
-    """Clamp ``value`` into ``[low, high]``; the second item is a one-line notice when it moved."""
-    clamped = min(max(value, low), high)
-    if clamped != value:
-        return clamped, f"{name} {value:g} out of range {low:g}..{high:g}, clamped to {clamped:g}"
-    return clamped, None
 
 
 class Params:
@@ -297,12 +270,10 @@ class Params:
         self._anchor_name(preset.anchor)
         if preset.content is not None:
             self._content_name(preset.content)
-        for name, value, span in (("alpha_b", preset.alpha_b, ALPHA_RANGE),
-                                  ("alpha_c", preset.alpha_c, ALPHA_RANGE)):
-            if not span[0] <= finite(f"preset {number} {name}", value) <= span[1]:
-                raise ValueError(f"preset {number} {name} {value} out of range {span[0]:g}..{span[1]:g}")
-        if preset.tempo is not None and not TEMPO_RANGE[0] <= finite(f"preset {number} tempo", preset.tempo) <= TEMPO_RANGE[1]:
-            raise ValueError(f"preset {number} tempo {preset.tempo} out of range {TEMPO_RANGE[0]:g}..{TEMPO_RANGE[1]:g}")
+        in_range(f"preset {number} alpha_b", preset.alpha_b, *ALPHA_RANGE)
+        in_range(f"preset {number} alpha_c", preset.alpha_c, *ALPHA_RANGE)
+        if preset.tempo is not None:
+            in_range(f"preset {number} tempo", preset.tempo, *TEMPO_RANGE)
 
     def _validated(self, state: State) -> State:
         """Run every field of ``state`` through its setter's checks (for the initial state)."""

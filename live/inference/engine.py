@@ -11,16 +11,17 @@ accept concurrent ``run`` calls, so several threads may call any method at once.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import onnxruntime as ort
 
+from live.checks import one_line
 from live.inference import graphs
-from live.music.notes import DUR_BITS, DUR_PAD, EOS, PAD, STEPS, grid_to_notes
+from live.music.notes import DECODE_SLOTS, DUR_BITS, DUR_PAD, EOS, PAD, STEPS, grid_to_notes
 
-DECODE_SLOTS = 15
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 
@@ -80,16 +81,17 @@ class Engine:
             try:
                 self._sessions[name] = ort.InferenceSession(str(path), opts, providers=providers)
             except Exception as exc:  # onnxruntime raises its own exception types
-                raise GraphLoadError(f"cannot load graph {path}: {graphs.one_line(exc)}") from exc
+                raise GraphLoadError(f"cannot load graph {path}: {one_line(exc)}") from exc
         self.z_dim = int(self._sessions["dec_first"].get_inputs()[0].shape[1]) // 2
 
     @classmethod
     def from_weights(cls, path: str | Path | None = None, device: str = "auto", threads: int = 1,
-                     log: Callable[[str], None] = print, exporter: graphs.Exporter | None = None) -> "Engine":
+                     log: Callable[[str], None] | None = None, exporter: graphs.Exporter | None = None) -> "Engine":
         """Engine for a weights file (default: ``live.inference.graphs.default_weights()``), exporting its
         graphs to the cache with ``exporter`` first when they are missing or stale, and once more when
         a cached graph cannot be loaded. Raises ``GraphError`` or ``EngineError`` with one line."""
         choose_provider(device)
+        log = log or logging.getLogger(__name__).info
         folder = graphs.ensure_graphs(path, log=log, exporter=exporter)
         try:
             return cls(folder, device=device, threads=threads)

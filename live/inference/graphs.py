@@ -31,9 +31,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any, Callable
+
+from live.checks import one_line
 
 Exporter = Callable[..., dict]
 """``export_graphs(weights, out, digest=...) -> manifest``: writes every graph of ``weights``."""
@@ -64,12 +67,6 @@ class GraphError(RuntimeError):
 def feeds(name: str, *arrays: Any) -> dict[str, Any]:
     """The input feed of graph ``name``: its input names (:data:`GRAPHS`) zipped with ``arrays``."""
     return dict(zip(GRAPHS[name][0], arrays, strict=True))
-
-
-def one_line(exc: BaseException) -> str:
-    """The first line of an exception's message, or its type name when it has none."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def default_weights() -> Path:
@@ -116,14 +113,15 @@ def is_current(folder: str | Path, digest: str) -> bool:
 
 
 def ensure_graphs(weights: str | Path | None = None, out: str | Path | None = None,
-                  log: Callable[[str], None] = print, exporter: Exporter | None = None) -> Path:
+                  log: Callable[[str], None] | None = None, exporter: Exporter | None = None) -> Path:
     """Folder with current graphs for ``weights`` (default :func:`default_weights`).
 
-    Exports them with ``exporter`` (progress line through ``log``) when missing or stale. ``out``
-    overrides the cache folder. Raises :class:`GraphError` (one line) for missing weights, when
+    Exports them with ``exporter`` (progress lines through ``log``, default this module's logger)
+    when missing or stale. ``out`` overrides the cache folder. Raises :class:`GraphError` (one line) for missing weights, when
     the graphs must be made and no exporter was handed in (torch not installed), or when the
     export fails on bad weights.
     """
+    log = log or logging.getLogger(__name__).info
     weights = Path(weights) if weights is not None else default_weights()
     if not weights.is_file():
         raise GraphError(f"weights not found: {weights}")

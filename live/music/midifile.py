@@ -14,10 +14,8 @@ from dataclasses import dataclass, field
 import mido
 import numpy as np
 
-from live.music.notes import DURATION, ONSET, PITCH, VELOCITY, empty_notes, sort_notes
+from live.music.notes import DURATION, ONSET, PITCH, STEPS_PER_BAR, STEPS_PER_BEAT, VELOCITY, empty_notes, sort_notes
 
-STEPS_PER_BEAT = 4
-STEPS_PER_BAR = 16
 ALLOWED_METERS = ((4, 4), (2, 4))
 
 

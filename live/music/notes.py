@@ -15,19 +15,48 @@ A step holds at most ``MAX_NOTES_PER_STEP`` (14) notes: when more onsets share a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 ONSET, PITCH, DURATION, VELOCITY = range(4)
+STEPS_PER_BEAT = 4
+BEATS_PER_BAR = 4
+STEPS_PER_BAR = BEATS_PER_BAR * STEPS_PER_BEAT
 STEPS = 32
+BEATS_PER_SEGMENT = STEPS // STEPS_PER_BEAT
 PITCHES = 128
 SLOTS = 16
 MAX_NOTES_PER_STEP = SLOTS - 2
+DECODE_SLOTS = SLOTS - 1
 SOS, EOS, PAD = 128, 129, 130
 DUR_BITS = 5
 DUR_PAD = 2
 DEFAULT_VELOCITY = 80
+FEATURE_MAP_SHAPE = (10, 8, 29)
+"""The texture encoder's feature map of one segment: (channels, 4-step frames, pitch bins)."""
+TEMPO_RANGE = (20.0, 300.0)
+"""Tempi in BPM that anything plays at: the clock, an anchor's tempo, the tempo parameter."""
+MELODY_CHANNEL = 0
+ACCOMPANIMENT_CHANNEL = 1
+"""MIDI channels (0-based) of the melody and the accompaniment, live and in rendered files."""
 
 _BIT_WEIGHTS = 1 << np.arange(DUR_BITS - 1, -1, -1)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One 2-bar segment of music: ``accompaniment`` and ``melody`` note lists ``(N, 4)``, onsets 0..31.
+
+    What the renderers produce and the scheduler loops. ``melody`` is empty without a content
+    piece; ``index`` is the segment's position in the loop; ``shift`` is the melody's
+    transposition in semitones (0 without content).
+    """
+
+    accompaniment: np.ndarray
+    melody: np.ndarray
+    index: int = 0
+    shift: int = 0
 
 
 def empty_notes() -> np.ndarray:

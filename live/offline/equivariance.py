@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from live.music.notes import DURATION, ONSET, PITCH
+from live.music.notes import DURATION, ONSET, PITCH, STEPS
 from live.texture.anchors import Anchor, default_anchors
 from live.texture.transform import adjust
 from live.texture.vis2mus import Vis2Mus
@@ -68,11 +68,11 @@ def image_descriptors(image: np.ndarray) -> dict[str, float]:
 
 def _render(v2m: Vis2Mus, anchor: Anchor, alpha_b: float, alpha_c: float) -> dict[str, float]:
     segments = v2m.render(anchor, alpha_b, alpha_c, list(range(anchor.n_segments)))
-    n_steps = anchor.n_segments * 32
+    n_steps = anchor.n_segments * STEPS
     parts = []
     for seg in segments:
         shifted = seg.accompaniment.copy()
-        shifted[:, ONSET] += seg.index * 32
+        shifted[:, ONSET] += seg.index * STEPS
         parts.append(shifted)
     notes = np.concatenate(parts) if parts else np.zeros((0, 4), np.int32)
     return {**music_descriptors(notes, n_steps), **image_descriptors(adjust(anchor.image, alpha_b, alpha_c))}
@@ -110,7 +110,7 @@ def equivariance(v2m: Vis2Mus, anchors: dict[str, Anchor], brightness: list[floa
     report = {"descriptors": {"music": MUSIC, "image": IMAGE}, "sweeps": sweeps, "anchors": {}, "summary": {}}
     for name, anchor in anchors.items():
         baseline = _render(v2m, anchor, 0.0, 0.0)
-        original = music_descriptors(anchor.accompaniment, anchor.n_segments * 32)
+        original = music_descriptors(anchor.accompaniment, anchor.n_segments * STEPS)
         entry = {"original": original, "baseline": baseline, "rows": []}
         for kind, alphas in sweeps.items():
             for alpha in alphas:

@@ -33,9 +33,10 @@ from pathlib import Path
 import numpy as np
 
 from live.music.notes import DURATION, ONSET, PITCH, VELOCITY, join_segments
+from live.texture.register import DEFAULT_RANGE
 
 ALPHAS = tuple(round(float(x), 1) for x in np.linspace(-1.0, 1.0, 21))
-EXTREME = (28, 100)
+EXTREME = DEFAULT_RANGE
 MEASURES = ("continuity", "direction", "even", "contrast", "extreme", "duration", "melody", "levels")
 GOALS = {
     "continuity": (0.8, math.inf),

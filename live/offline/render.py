@@ -27,13 +27,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from live import logs
+from live.checks import one_line
 from live.music.midifile import write_midi
-from live.music.notes import DURATION, ONSET, PITCH, STEPS, join_segments
+from live.music.notes import ACCOMPANIMENT_CHANNEL, DURATION, MELODY_CHANNEL, ONSET, PITCH, STEPS, Segment, join_segments
 from live.texture.anchors import Anchor, AnchorError, content_pieces, default_anchors, find, load_anchor, load_folder
-from live.texture.register import DEFAULT_RANGE
+from live.texture.register import DEFAULT_RANGE, check_range
 from live.texture.style import blend_images, choose_tempo
 from live.texture.transform import adjust, check_alpha
-from live.texture.vis2mus import ACCOMPANIMENT_CHANNEL, MELODY_CHANNEL, MODES, Segment, Vis2Mus
+from live.texture.vis2mus import MODES, Vis2Mus
 
 SOUNDFONTS = (
     "/usr/share/sounds/sf2/FluidR3_GM.sf2",
@@ -195,8 +197,7 @@ def open_engine(weights: str | None, device: str, threads: int):
     from export import exporter
     from live.inference.engine import Engine
 
-    return Engine.from_weights(weights, device=device, threads=threads,
-                               log=lambda line: print(line, file=sys.stderr, flush=True), exporter=exporter())
+    return Engine.from_weights(weights, device=device, threads=threads, exporter=exporter())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -246,8 +247,6 @@ def parse_register(text: str) -> tuple[int, int]:
     low, sep, high = text.partition("-")
     if not sep or not low.strip().isdigit() or not high.strip().isdigit():
         raise ValueError(f"--register: {text!r} is not LOW-HIGH (MIDI numbers, e.g. 28-100)")
-    from live.texture.register import check_range
-
     return check_range(int(low), int(high))
 
 
@@ -268,15 +267,10 @@ def feel_anchors(paths: list[str]) -> dict[str, Anchor]:
     return anchors
 
 
-def one_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its repr when empty)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else repr(exc)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = join_negative_values(list(sys.argv[1:] if argv is None else argv), ("--brightness", "--contrast"))
     args = build_parser().parse_args(argv)
+    logs.setup("vis2mus-render")
     try:
         return _run(args)
     except (ValueError, AnchorError, RuntimeError, OSError) as exc:

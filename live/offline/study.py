@@ -34,8 +34,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from live import logs
+from live.checks import one_line
 from live.offline.render import (
-    Piece, make_piece, one_line, open_engine, piano_roll, wav_soundfont, write_piece_midi, write_wav,
+    Piece, make_piece, open_engine, piano_roll, wav_soundfont, write_piece_midi, write_wav,
 )
 from live.texture.anchors import Anchor, AnchorError, content_pieces, default_anchors
 from live.texture.style import blend_images, choose_tempo
@@ -349,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logs.setup("vis2mus-study")
     try:
         if args.command == "score":
             results = score([Path(p) for p in args.answers], Path(args.key))

@@ -8,27 +8,29 @@ rounding error accumulates from summed sleeps.
 
 from __future__ import annotations
 
-import sys
+import logging
 import threading
 import time
 from collections import deque
 
 import numpy as np
 
+from live.music.notes import TEMPO_RANGE
+
+log = logging.getLogger(__name__)
+
 PPQN = 24
 MIDI_TICK = 0xF8
 MIDI_START = 0xFA
 MIDI_CONTINUE = 0xFB
 MIDI_STOP = 0xFC
-MIN_BPM = 20.0
-MAX_BPM = 300.0
 
 
 def clamp_bpm(bpm: float) -> float:
-    """Clamp a tempo to ``MIN_BPM..MAX_BPM``; NaN or inf raise ``ValueError``."""
+    """Clamp a tempo to ``TEMPO_RANGE``; NaN or inf raise ``ValueError``."""
     if not np.isfinite(bpm):
         raise ValueError(f"tempo must be a finite number, got {bpm!r}")
-    return float(min(MAX_BPM, max(MIN_BPM, bpm)))
+    return float(min(TEMPO_RANGE[1], max(TEMPO_RANGE[0], bpm)))
 
 
 class Clock:
@@ -204,7 +206,7 @@ class ExternalClock:
             try:
                 self._on_transport(kind)
             except Exception as exc:
-                print(f"vis2mus: clock-in {kind} handler failed: {exc}", file=sys.stderr)
+                log.warning(f"clock-in {kind} handler failed: {exc}")
 
     def close(self) -> None:
         if self.midi_in is not None:

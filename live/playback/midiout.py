@@ -13,6 +13,7 @@ away, a connected peer that vanished, or one that came back, and reopens the por
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import subprocess
@@ -21,6 +22,8 @@ import threading
 import time
 
 import rtmidi
+
+log = logging.getLogger(__name__)
 
 NOTE_OFF = 0x80
 NOTE_ON = 0x90
@@ -82,12 +85,11 @@ class MidiOut:
     """Thread-safe MIDI sender with open-note tracking; see the module docstring."""
 
     def __init__(self, api: str = "auto", port: str | None = None, name: str = "Vis2Mus",
-                 recorder=None, log=None) -> None:
+                 recorder=None) -> None:
         self.api = api
         self.port = port
         self.name = name
         self.recorder = recorder
-        self._log = log or (lambda line: print(f"vis2mus: {line}", file=sys.stderr, flush=True))
         self._lock = threading.RLock()
         self._open: dict[tuple[int, int], int] = {}
         self._token = 0
@@ -134,7 +136,7 @@ class MidiOut:
                 self.description = f"{rtmidi.get_api_name(api_id)} {where}"
             return True
         if announce:
-            self._log(f"no MIDI output ({'; '.join(errors) or 'no backend compiled'}); "
+            log.warning(f"no MIDI output ({'; '.join(errors) or 'no backend compiled'}); "
                       f"to fix: {FIX_HINT}. Playing on into the recording only.")
         self.description = "none (recording only)"
         return False
@@ -144,7 +146,7 @@ class MidiOut:
             out, self._out = self._out, None
             self._open.clear()
             self.description = f"lost ({reason})"
-        self._log(f"MIDI port lost: {reason}; held notes closed, retrying")
+        log.warning(f"MIDI port lost: {reason}; held notes closed, retrying")
         if out is not None and reason != "JACK server gone":
             try:
                 out.close_port()
@@ -174,7 +176,7 @@ class MidiOut:
             return
         if self._open_port(announce=False):
             self._misses = 0
-            self._log(f"MIDI port back: {self.description}")
+            log.warning(f"MIDI port back: {self.description}")
 
     @staticmethod
     def _list_ports(out, api_id: int | None) -> list[str]:
@@ -199,7 +201,7 @@ class MidiOut:
             try:
                 self._out.send_message(message)
             except Exception as exc:  # a failing backend must not stop the send thread
-                self._log(f"MIDI send failed: {exc}")
+                log.warning(f"MIDI send failed: {exc}")
         if self.recorder is not None:
             self.recorder.event(message)
         self.sent += 1

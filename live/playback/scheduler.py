@@ -1,7 +1,7 @@
 """Beat-quantised playback of a looping accompaniment: the send thread and the inference worker.
 
 Time is counted in sixteenth steps from beat 0 (step ``s`` is beat ``s / 4``); a segment is 32
-steps (2 bars). The loop plays ``material[segment % len(material)]``; each entry is a ``Section``
+steps (2 bars). The loop plays ``material[segment % len(material)]``; each entry is a ``Segment``
 with an accompaniment and a melody note list ``(N, 4)`` (onsets 0..31).
 
 - ``Scheduler`` owns the **send thread**. It waits for each step's absolute deadline from the
@@ -20,10 +20,10 @@ Velocity: a note's own velocity column when ``follow_velocity`` is set, else the
 from __future__ import annotations
 
 import heapq
+import logging
 import math
 import os
 import queue
-import sys
 import threading
 import time
 from collections import deque
@@ -32,27 +32,19 @@ from typing import Callable
 
 import numpy as np
 
-from live.music.notes import DURATION, ONSET, PITCH, STEPS, VELOCITY
+from live.music.notes import (ACCOMPANIMENT_CHANNEL, BEATS_PER_BAR, DURATION, MELODY_CHANNEL, ONSET, PITCH, STEPS,
+                              STEPS_PER_BAR, STEPS_PER_BEAT, VELOCITY, Segment)
 from live.playback.clock import MIDI_START, MIDI_STOP, MIDI_TICK, PPQN
 
-STEPS_PER_BEAT = 4
+log = logging.getLogger(__name__)
+
 TICKS_PER_STEP = PPQN // STEPS_PER_BEAT
-QUANTUM_STEPS = {"beat": 4, "bar": 16, "segment": STEPS}
-MELODY_CHANNEL = 0
-ACCOMPANIMENT_CHANNEL = 1
+QUANTUM_STEPS = {"beat": STEPS_PER_BEAT, "bar": STEPS_PER_BAR, "segment": STEPS}
 SPIN_S = 0.0012
 MAX_SLEEP_S = 0.01
 LATE_S = 0.002
 SKIP_S = 0.5
 RT_PRIORITY = 10
-
-
-@dataclass(frozen=True)
-class Section:
-    """One 2-bar segment of the loop: ``accompaniment`` and ``melody`` note lists ``(N, 4)``."""
-
-    accompaniment: np.ndarray
-    melody: np.ndarray
 
 
 def follow_velocities(notes: np.ndarray, reference: np.ndarray, default: int = 80) -> np.ndarray:
@@ -80,7 +72,7 @@ def next_boundary(step: int, quantum: str) -> int:
 @dataclass
 class _Install:
     boundary: int
-    sections: dict[int, Section]
+    sections: dict[int, Segment]
     n_segments: int
     panic: bool
 
@@ -89,12 +81,12 @@ class Scheduler:
     """The send thread; see the module docstring.
 
     ``midi`` is a ``live.playback.midiout.MidiOut``, ``recorder`` a ``live.playback.recorder.Recorder`` or ``None``.
-    ``material`` is the initial loop (list of ``Section``). ``stats`` holds the timing figures:
+    ``material`` is the initial loop (list of ``Segment``). ``stats`` holds the timing figures:
     ``lateness`` (seconds after each step deadline, the last 10 000), ``late`` (count over
     ``LATE_S``), ``worst`` ``(seconds, step)``, ``steps``. ``beats`` is a queue of ``(bar, beat)`` put at every beat.
     """
 
-    def __init__(self, clock, midi, material: list[Section], recorder=None, quantum: str = "beat",
+    def __init__(self, clock, midi, material: list[Segment], recorder=None, quantum: str = "beat",
                  max_note_steps: int = 16, velocity: int = 80, follow_velocity: bool = False,
                  clock_out: bool = False) -> None:
         if not material:
@@ -138,12 +130,12 @@ class Scheduler:
         """Loop index of the segment that plays at ``step``."""
         return (step // STEPS) % len(self._material)
 
-    def install(self, sections: dict[int, Section], n_segments: int | None = None, panic: bool = False,
+    def install(self, sections: dict[int, Segment], n_segments: int | None = None, panic: bool = False,
                 quantum: str | None = None) -> int:
         """Queue new sections for loop indices; returns the step where they take over.
 
         With ``n_segments`` different from the loop's length (an anchor switch) the loop is rebuilt
-        at that length, keeping indices not given. Sections that do not play yet are swapped at the
+        at that length, keeping indices not given. Segments that do not play yet are swapped at the
         next step; if the segment playing then is among them, at the next ``quantum`` boundary
         (the scheduler's own quantum by default), where sounding notes end.
         """
@@ -229,7 +221,7 @@ class Scheduler:
                 try:
                     self._play_step(tick // TICKS_PER_STEP)
                 except Exception as exc:  # the music goes on; report the step that failed
-                    print(f"vis2mus: step {tick // TICKS_PER_STEP} failed: {exc}", file=sys.stderr, flush=True)
+                    log.warning(f"step {tick // TICKS_PER_STEP} failed: {exc}")
                     with self._lock:
                         self._next_step = tick // TICKS_PER_STEP + 1
                 self.lateness.append(late)
@@ -250,8 +242,7 @@ class Scheduler:
 
     def _skip(self) -> None:
         """Far behind (the process was suspended): close notes and jump to the present."""
-        print("vis2mus: send thread fell behind by more than "
-              f"{SKIP_S:g} s; skipping to the present", file=sys.stderr, flush=True)
+        log.warning(f"send thread fell behind by more than {SKIP_S:g} s; skipping to the present")
         self.late += 1
         self.panic()
         with self._lock:
@@ -278,7 +269,7 @@ class Scheduler:
             self._next_step = step + 1
         if step % STEPS_PER_BEAT == 0:
             beat = step // STEPS_PER_BEAT
-            self.beats.put((beat // 4, beat % 4))
+            self.beats.put((beat // BEATS_PER_BAR, beat % BEATS_PER_BAR))
 
     def _apply(self, install: _Install, step: int) -> None:
         if install.panic:
@@ -309,7 +300,7 @@ class Scheduler:
             heapq.heappush(self._offs, (step + length, self._seq, channel, int(row[PITCH]), token))
 
 
-RenderFn = Callable[[object, list[int]], tuple[int, list[Section]]]
+RenderFn = Callable[[object, list[int]], tuple[int, list[Segment]]]
 
 
 class Regenerator:
@@ -324,13 +315,12 @@ class Regenerator:
     """
 
     def __init__(self, scheduler: Scheduler, render: RenderFn, count: Callable[[object], int],
-                 key: Callable[[object], object], panic_key: Callable[[object], object], log=None) -> None:
+                 key: Callable[[object], object], panic_key: Callable[[object], object]) -> None:
         self.scheduler = scheduler
         self._render = render
         self._count = count
         self._key = key
         self._panic_key = panic_key
-        self._log = log or (lambda line: print(f"vis2mus: {line}", file=sys.stderr, flush=True))
         self._wake = threading.Event()
         self._state = None
         self._lock = threading.Lock()
@@ -395,7 +385,7 @@ class Regenerator:
             n_segments = self._count(state)
         except Exception as exc:  # e.g. an anchor that failed to load
             self.errors += 1
-            self._log(f"render failed, keeping the current loop: {exc}")
+            log.warning(f"render failed, keeping the current loop: {exc}")
             return []
         current = (step // STEPS) % n_segments
         first = [current] if n_segments == 1 else [current, (current + 1) % n_segments]
@@ -410,7 +400,7 @@ class Regenerator:
             n_segments, sections = self._render(state, indices)
         except Exception as exc:  # keep playing the current loop
             self.errors += 1
-            self._log(f"render failed, keeping the current loop: {exc}")
+            log.warning(f"render failed, keeping the current loop: {exc}")
             return False
         self.renders += 1
         self.scheduler.install(dict(zip(indices, sections)), n_segments=n_segments, panic=panic)

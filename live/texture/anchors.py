@@ -19,13 +19,11 @@ from PIL import Image, UnidentifiedImageError
 
 from live.music.chords import ChordError, labels_to_rows, progression_labels, recognize_chords, symbol_to_label
 from live.music.midifile import MidiFormatError, read_midi
-from live.music.notes import ONSET, STEPS, empty_notes
+from live.music.notes import BEATS_PER_SEGMENT, ONSET, STEPS, TEMPO_RANGE, empty_notes
 
 DATA = Path(__file__).resolve().parent / "data"
 DEFAULT_ANCHORS = DATA / "anchors"
 DEFAULT_CONTENT = DATA / "content"
-BEATS_PER_SEGMENT = 8
-TEMPO_RANGE = (20.0, 300.0)
 _FILE_KEYS = ("image", "accompaniment", "melody", "chords")
 _DEFAULT_FILES = {"image": "image.png", "accompaniment": "accompaniment.mid", "melody": "melody.mid",
                   "chords": "chords.txt"}

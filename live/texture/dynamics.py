@@ -19,8 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from live.music.notes import DEFAULT_VELOCITY, ONSET, PITCH, VELOCITY
-from live.music.midifile import STEPS_PER_BAR, STEPS_PER_BEAT
+from live.music.notes import DEFAULT_VELOCITY, ONSET, PITCH, STEPS_PER_BAR, STEPS_PER_BEAT, VELOCITY
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from live.music.notes import DURATION, ONSET, PITCH, dedupe
+from live.music.notes import DURATION, ONSET, PITCH, PITCHES, dedupe
 
 DEFAULT_RANGE = (28, 100)
 """E1..E7, MIDI pitches, inclusive."""
@@ -24,7 +24,7 @@ def check_range(low: int, high: int) -> tuple[int, int]:
     """``(low, high)`` as ints; ``ValueError`` unless ``0 <= low`` and ``high <= 127`` span at
     least an octave (folding by octaves needs 12 semitones)."""
     low, high = int(low), int(high)
-    if not (0 <= low and high <= 127 and high - low >= 11):
+    if not (0 <= low and high < PITCHES and high - low >= 11):
         raise ValueError(f"register range must be MIDI pitches 0..127 spanning an octave or more, got {low}..{high}")
     return low, high
 

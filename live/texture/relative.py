@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from live.music.notes import DURATION, ONSET, PITCH, PITCHES, empty_notes, sort_notes
+from live.music.notes import DURATION, ONSET, PITCH, PITCHES, STEPS_PER_BAR, STEPS_PER_BEAT, empty_notes, sort_notes
 from live.texture.calibration import share
 
 
@@ -53,7 +53,8 @@ def metric_weight(onsets: np.ndarray) -> np.ndarray:
     """Metric strength of sixteenth steps ``(N,)``: 4 on a bar's downbeat, 3 on its half, 2 on a
     beat, 1 on an eighth, 0 on the other sixteenths."""
     onsets = np.asarray(onsets)
-    return ((onsets % 16 == 0).astype(int) + (onsets % 8 == 0) + (onsets % 4 == 0) + (onsets % 2 == 0))
+    return sum((onsets % size == 0).astype(int)
+               for size in (STEPS_PER_BAR, STEPS_PER_BAR // 2, STEPS_PER_BEAT, STEPS_PER_BEAT // 2))
 
 
 def supported(anchor: np.ndarray, decoded: np.ndarray) -> np.ndarray:

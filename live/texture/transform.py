@@ -24,7 +24,10 @@ import numbers
 
 import numpy as np
 
-FEATURE_SHAPE = (10, 8, 29)
+from live.music.notes import FEATURE_MAP_SHAPE
+
+ALPHA_RANGE = (-1.0, 1.0)
+"""The range of alpha_b and alpha_c (0 leaves the feature map as it is)."""
 
 
 def check_alpha(alpha: float, name: str = "alpha") -> float:
@@ -42,7 +45,7 @@ def _is_image(x: np.ndarray) -> bool:
 
 
 def _check_shape(x: np.ndarray) -> None:
-    if not _is_image(x) and not (x.ndim in (3, 4) and x.shape[-3:] == FEATURE_SHAPE):
+    if not _is_image(x) and not (x.ndim in (3, 4) and x.shape[-3:] == FEATURE_MAP_SHAPE):
         raise ValueError(
             f"expected a feature map (10, 8, 29), a batch (B, 10, 8, 29) or an image (H, W, 3); got shape {x.shape}"
         )

@@ -36,37 +36,21 @@ from pathlib import Path
 
 import numpy as np
 
-from live.music.notes import VELOCITY, notes_to_pr_mat, transpose_notes
+from live.music.chords import ROW
+from live.music.notes import BEATS_PER_SEGMENT, VELOCITY, Segment, notes_to_pr_mat, transpose_notes
 from live.texture import dynamics, relative
-from live.texture.anchors import BEATS_PER_SEGMENT, Anchor
+from live.texture.anchors import Anchor
 from live.texture.calibration import CAPS, GRID, REACH_FACTORS, SIDES, choose_reach, contrast_factor, side
 from live.texture.register import DEFAULT_RANGE, check_range, fold_into, keep_under
 from live.texture.style import octave_shift, register_shift, shifted_chords
 from live.texture.transform import adjust, adjust_factor, check_alpha
 
-MELODY_CHANNEL = 0
-ACCOMPANIMENT_CHANNEL = 1
 LOAD_BATCH = 128
 """Rows per engine call when an anchor is decoded for feel mode at load."""
 MODES = ("feel", "paper")
 """``feel``: the anchor changed by the model's load-time decodes in proportion to fader travel,
 register, melody on top, the anchor's dynamics (``docs/vis2mus.md``); ``paper``: eq. (1)/(2)
 straight, the decode as it is, one velocity per segment."""
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One rendered 2-bar segment: note lists ``(N, 4)`` with onsets 0..31.
-
-    ``index`` is the segment's position in the loop; ``melody`` is the content piece's melody
-    (moved by ``shift`` semitones) in style mode, else the anchor's own ``melody.mid`` (empty when
-    it has none; ``shift`` is then 0).
-    """
-
-    index: int
-    accompaniment: np.ndarray
-    melody: np.ndarray
-    shift: int = 0
 
 
 @dataclass(frozen=True)
@@ -239,7 +223,7 @@ class Vis2Mus:
         if not np.isfinite(rows).all():
             raise ValueError("chord rows contain NaN or inf")
         beats = np.arange(n_segments * BEATS_PER_SEGMENT) % len(rows)
-        return rows[beats].reshape(n_segments, BEATS_PER_SEGMENT, 36)
+        return rows[beats].reshape(n_segments, BEATS_PER_SEGMENT, ROW)
 
     # rendering
 
@@ -289,7 +273,7 @@ class Vis2Mus:
             return self._render_feel(anchor, alpha_b, alpha_c, indices, texture, z_chd, melodies, shift,
                                      relative_to_anchor=chords is None and content is None)
         if alpha_b == 0.0 and alpha_c == 0.0 and chords is None and content is None and self.keep_original:
-            return [Segment(i, anchor.segment("accompaniment", t), melody)
+            return [Segment(anchor.segment("accompaniment", t), melody, index=i)
                     for i, t, melody in zip(indices, texture, melodies)]
         z_txt = self.engine.texture_latent(adjust(maps[texture], alpha_b, alpha_c))
         decoded = self.engine.decode(z_chd, z_txt)
@@ -297,7 +281,7 @@ class Vis2Mus:
         for i, t, notes, melody in zip(indices, texture, decoded, melodies):
             notes = np.array(notes, dtype=np.int32)
             notes[:, VELOCITY] = _segment_velocity(anchor, t)
-            out.append(Segment(i, notes, melody, shift))
+            out.append(Segment(notes, melody, index=i, shift=shift))
         return out
 
     def _render_feel(self, anchor: Anchor, fader_b: float, fader_c: float, indices: list[int], texture: list[int],
@@ -320,7 +304,7 @@ class Vis2Mus:
             decoded = [dynamics.follow(fold_into(np.asarray(d, dtype=np.int32), *self.register),
                                        anchor.segment("accompaniment", t), feel.dynamics)
                        for d, t in zip(self.engine.decode(z_chd, self.engine.texture_latent(edited)), texture)]
-        return [Segment(i, keep_under(notes, melody, self.register[0]), melody, shift)
+        return [Segment(keep_under(notes, melody, self.register[0]), melody, index=i, shift=shift)
                 for i, notes, melody in zip(indices, decoded, melodies)]
 
 
