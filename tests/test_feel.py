@@ -62,10 +62,15 @@ def test_small_moves_are_small_and_grow_steadily(feel, name):
 @pytest.mark.parametrize("name", sorted(default_anchors()))
 def test_brighter_is_fuller_and_the_travel_is_even(feel, name):
     anchor = default_anchors()[name]
-    counts = [len(piece(feel, anchor, a, 0.0)[0]) for a in ALPHAS]
+    pieces = [piece(feel, anchor, a, 0.0)[0] for a in ALPHAS]
+    counts = [len(p) for p in pieces]
     assert all(b >= a for a, b in zip(counts, counts[1:])), counts
     assert counts[-1] > counts[10] > counts[0]
     assert largest_quarter_share(counts) <= 0.5
+    mean_pitch = [pieces[k][:, PITCH].mean() for k in (0, 10, 20)]
+    assert mean_pitch[0] < mean_pitch[1] < mean_pitch[2], mean_pitch
+    spans = [np.ptp(pieces[k][:, PITCH]) for k in (0, 10, 20)]
+    assert spans[0] <= spans[1] <= spans[2], spans
 
 
 @pytest.mark.parametrize("name", sorted(default_anchors()))
@@ -202,6 +207,11 @@ def test_moves_are_ordered_and_capped():
     far = make_notes([(0, 48, 8), (2, 62, 2), (6, 90, 2), (8, 50, 2)])
     found = relative.moves(anchor, reference, [near, far], add_cap=1.0, remove_cap=1.0)
     assert [tuple(n[[ONSET, PITCH]]) for n in found.additions] == [(2, 62), (8, 50), (6, 90)]
+    bass_first = [make_notes([(0, 48, 8), (6, 30, 2)]), make_notes([(0, 48, 8), (2, 62, 2), (8, 52, 2)])]
+    plain = relative.moves(anchor, reference, bass_first, add_cap=1.0, remove_cap=0.0)
+    assert [tuple(n[[ONSET, PITCH]]) for n in plain.additions] == [(6, 30), (8, 52), (2, 62)]
+    upward = relative.moves(anchor, reference, bass_first, add_cap=1.0, remove_cap=0.0, upward=True)
+    assert [tuple(n[[ONSET, PITCH]]) for n in upward.additions] == [(8, 52), (2, 62), (6, 30)]
     assert [tuple(n[[ONSET, PITCH]]) for n in found.removals] == [(8, 55), (12, 67), (4, 64)]
     capped = relative.moves(anchor, reference, [near, far], add_cap=0.2, remove_cap=0.4)
     assert len(capped.additions) == 1 and len(capped.removals) == 2

@@ -16,7 +16,8 @@ Each list is ordered by the first alpha at which the change appears; additions t
 they lie outside the anchor segment's pitch span (inside first, so the register widens step by
 step), removals by tier; then by how many of the decodes make the change (steady ones first),
 then by metre (additions on strong positions first, removals on weak ones first), then higher
-pitches first (brighter adds high notes first, darker takes high notes away first). :func:`apply` plays the first ``share(u)`` of each list
+pitches first (brighter adds high notes first, darker takes high notes away first). A side that
+lightens the texture (``upward``) puts additions below the anchor segment's lowest note last. :func:`apply` plays the first ``share(u)`` of each list
 (``live.texture.calibration.share``), so a fader move adds to or takes back from the same
 changes: the music at ``u`` holds the music at any smaller ``|u|`` on that side, and unchanged
 notes keep the anchor's pitches, lengths and velocities.
@@ -68,18 +69,20 @@ def _chroma_keys(notes: np.ndarray) -> np.ndarray:
 
 
 def moves(anchor: np.ndarray, reference: np.ndarray, decodes: list[np.ndarray], add_cap: float,
-          remove_cap: float, thin: bool = False) -> Moves:
+          remove_cap: float, thin: bool = False, upward: bool = False) -> Moves:
     """The ordered changes (module docstring) of one anchor segment ``(M, 4)`` from its
     ``reference`` decode and the ``decodes`` at growing |alpha|, each ``(N_k, 4)``; at most
-    ``add_cap`` and ``remove_cap`` times ``M`` of each kind (at least one of a kind whose cap is not 0). ``thin``: after the removals the
-    model makes, every other anchor note is a removal candidate too (weak metre and high pitch
-    first), so a side that must thin the texture can even where the model only adds."""
+    ``add_cap`` and ``remove_cap`` times ``M`` of each kind (at least one of a kind whose cap is
+    not 0). ``thin``: after the removals the model makes, every other anchor note is a removal
+    candidate too (weak metre and high pitch first), so a side that must thin the texture can even
+    where the model only adds. ``upward``: additions below the anchor segment's lowest note come
+    after all others (a side that lightens the texture adds above its bass first)."""
     n_add, n_rem = (max(1, int(round(cap * len(anchor)))) if cap > 0 else 0 for cap in (add_cap, remove_cap))
-    return Moves(_additions(anchor, reference, decodes)[:n_add],
+    return Moves(_additions(anchor, reference, decodes, upward)[:n_add],
                  _removals(anchor, reference, decodes, thin)[:n_rem])
 
 
-def _additions(anchor: np.ndarray, reference: np.ndarray, decodes: list[np.ndarray]) -> np.ndarray:
+def _additions(anchor: np.ndarray, reference: np.ndarray, decodes: list[np.ndarray], upward: bool) -> np.ndarray:
     known = set(note_keys(reference).tolist()) | set(note_keys(anchor).tolist())
     first: dict[int, tuple[int, np.ndarray]] = {}
     count: dict[int, int] = {}
@@ -95,8 +98,9 @@ def _additions(anchor: np.ndarray, reference: np.ndarray, decodes: list[np.ndarr
     notes = np.stack([first[key][1] for key in keys]).astype(np.int32)
     low, high = (anchor[:, PITCH].min(), anchor[:, PITCH].max()) if len(anchor) else (60, 60)
     outside = np.maximum(low - notes[:, PITCH], 0) + np.maximum(notes[:, PITCH] - high, 0)
+    below = (notes[:, PITCH] < low) & upward
     order = np.lexsort((-notes[:, PITCH], -metric_weight(notes[:, ONSET]), [-count[key] for key in keys], outside,
-                        [first[key][0] for key in keys]))
+                        [first[key][0] for key in keys], below))
     return _without_overlaps(notes[order], anchor)
 
 
