@@ -35,8 +35,9 @@ def keys(notes):
     return set(map(tuple, notes[:, [ONSET, PITCH]].tolist()))
 
 
-def piece(v2m, anchor, alpha_b, alpha_c, content=None):
-    segments = v2m.render(anchor, alpha_b, alpha_c, list(range(v2m.n_segments(anchor, content))), content=content)
+def piece(v2m, anchor, alpha_b, alpha_c, content=None, chords=None):
+    segments = v2m.render(anchor, alpha_b, alpha_c, list(range(v2m.n_segments(anchor, content))), content=content,
+                          chords=chords)
     return join_segments([s.accompaniment for s in segments]), join_segments([s.melody for s in segments])
 
 
@@ -114,6 +115,24 @@ def test_the_melody_stays_on_top_in_style_mode(feel):
                 assert len(mel) and all(melody_on_top(acc, mel)), (anchor.name, content.name, alpha_b)
 
 
+def test_style_mode_and_chord_overrides_move_steadily_from_their_own_decode(engine):
+    from live.music.chords import progression_rows
+
+    counting = CountingDecodes(engine)
+    v2m = Vis2Mus(counting)
+    override = progression_rows("Am F C G", 32)
+    for anchor in (default_anchors()["arpeggios"], default_anchors()["sparse_ballad"]):
+        for content, chords in ((content_pieces()["folk_tune"], None), (None, override)):
+            zero = piece(v2m, anchor, 0.0, 0.0, content, chords)[0]
+            for pair in ((0.1, 0.0), (-0.1, 0.0), (0.0, 0.1), (0.0, -0.1)):
+                assert note_f1(zero, piece(v2m, anchor, *pair, content, chords)[0]) >= 0.8, (anchor.name, pair)
+            small, large = (keys(piece(v2m, anchor, u, 0.0, content, chords)[0]) for u in (0.3, 0.9))
+            assert (small - keys(zero)) <= (large - keys(zero)) and len(large) > len(small) > len(keys(zero))
+            decodes = counting.decodes
+            piece(v2m, anchor, 0.6, -0.4, content, chords)
+            assert counting.decodes == decodes
+
+
 def test_an_anchors_own_melody_plays_on_top(feel, tmp_path):
     folder = tmp_path / "ballad_with_tune"
     shutil.copytree(default_anchors()["sparse_ballad"].path, folder)
@@ -160,6 +179,7 @@ def test_feel_report_writes_curves_and_the_table(tmp_path, capsys):
     report = json.loads((tmp_path / "out" / "feel.json").read_text())
     row = report["rows"]["feel"]["mine"]
     assert row["continuity"] >= 0.8 and row["direction"] >= 0.8 and row["style_melody"] >= 0.9
+    assert row["style_continuity"] >= 0.8
     png = tmp_path / "out" / "mine_feel.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "mine" in (tmp_path / "out" / "feel.txt").read_text() and "continuity" in capsys.readouterr().out

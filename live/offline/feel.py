@@ -19,8 +19,9 @@ with the other at 0.
 - ``levels``: the share of the anchor's velocity levels that the renders at brightness ±0.5 use
   (goal >= 0.5, this report's own: velocities follow the anchor's dynamics).
 
-The report adds ``style_melody``: ``melody`` in style mode, over a whole brightness sweep with
-every shipped content piece on the anchor's texture.
+The report adds style mode, every shipped content piece on the anchor's texture:
+``style_melody`` (``melody`` over a whole brightness sweep) and ``style_continuity``
+(``continuity`` against the style render at 0).
 """
 
 from __future__ import annotations
@@ -186,22 +187,26 @@ def curves(s: Sweep) -> dict[str, np.ndarray]:
     return {name: np.asarray(values) for name, values in out.items()}
 
 
-def style_melody(v2m, anchor, contents) -> float:
-    """Share of melody notes on top (:func:`melody_on_top`) over a brightness sweep in style mode,
-    every content piece of ``contents`` on ``anchor``'s texture; NaN without contents."""
-    above = []
+def style_feel(v2m, anchor, contents) -> tuple[float, float]:
+    """Style mode, every content piece of ``contents`` on ``anchor``'s texture: the share of melody
+    notes on top (:func:`melody_on_top`) over a whole brightness sweep, and the smallest note F1
+    at ±0.1 of either fader against the style render at 0. NaNs without contents."""
+    above, near = [], []
     for content in contents:
         s = sweep(v2m, anchor, "brightness", content)
         for alpha in ALPHAS:
             above += melody_on_top(s.accompaniment[alpha], s.melody[alpha])
-    return float(np.mean(above)) if above else math.nan
+        c = sweep(v2m, anchor, "contrast", content)
+        zero = s.accompaniment[0.0]
+        near += [note_f1(zero, x.accompaniment[a]) for x in (s, c) for a in (-0.1, 0.1)]
+    return (float(np.mean(above)) if above else math.nan, min(near) if near else math.nan)
 
 
 def anchor_feel(v2m, anchor, contents=()) -> tuple[dict[str, float], dict[str, dict[str, np.ndarray]]]:
     """Measures (with ``style_melody``) and response curves per fader of one anchor."""
     sweeps = {fader: sweep(v2m, anchor, fader) for fader in ("brightness", "contrast")}
     values = measure(sweeps["brightness"], sweeps["contrast"])
-    values["style_melody"] = style_melody(v2m, anchor, contents)
+    values["style_melody"], values["style_continuity"] = style_feel(v2m, anchor, contents)
     return values, {fader: curves(s) for fader, s in sweeps.items()}
 
 
@@ -231,7 +236,8 @@ def plot_curves(path, title: str, by_mode: dict[str, dict[str, dict[str, np.ndar
     plt.close(fig)
 
 
-COLUMNS = MEASURES + ("style_melody",)
+COLUMNS = MEASURES + ("style_melody", "style_continuity")
+_STYLE_GOALS = {"style_melody": "melody", "style_continuity": "continuity"}
 
 
 def format_value(name: str, value: float) -> str:
@@ -239,7 +245,7 @@ def format_value(name: str, value: float) -> str:
     if math.isnan(value):
         return "-"
     text = f"{value:.3f}" if name == "extreme" else ("inf" if math.isinf(value) else f"{value:.2f}")
-    goal = "melody" if name == "style_melody" else name
+    goal = _STYLE_GOALS.get(name, name)
     return text if meets(goal, value) else text + "*"
 
 
@@ -248,7 +254,7 @@ def summary(rows: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
     whose goal is missed); NaN values are left out."""
     out = {}
     for name in COLUMNS:
-        goal = "melody" if name == "style_melody" else name
+        goal = _STYLE_GOALS.get(name, name)
         values = [r[name] for r in rows.values() if not math.isnan(r[name])]
         out[name] = {"min": min(values) if values else math.nan, "max": max(values) if values else math.nan,
                      "missed": sum(not meets(goal, v) for v in values), "anchors": len(values)}
@@ -289,7 +295,7 @@ def run_report(modes: dict, anchors: dict, contents: list, out) -> dict:
 
 
 def _goal_text(name: str) -> str:
-    low, high = GOALS["melody" if name == "style_melody" else name]
+    low, high = GOALS[_STYLE_GOALS.get(name, name)]
     if math.isinf(high):
         return f">= {low:g}"
     return f"<= {high:g}" if math.isinf(low) else f"{low:g}..{high:g}"
