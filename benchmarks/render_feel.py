@@ -6,7 +6,8 @@ paper mode, on the shipped weights (CPU, one thread).
 Prints, per shipped anchor, the load (feature maps, chord latents, contrast reach and the decodes
 of ``live.texture.calibration.GRID``), then the median / p90 / max of ``Vis2Mus.render`` for 2 and 4
 segments at random fader positions: feel mode on the anchor's own chords (no decode at render
-time), feel mode in style transfer (one decode), and paper mode (one decode).
+time), feel mode in style transfer (the first render of a pair: one decode; the first move to a
+fader side: one batched decode; later moves: none) and paper mode (one decode).
 """
 
 from __future__ import annotations
@@ -40,7 +41,16 @@ def main() -> None:
         paper.prepare(anchor)
     rng = np.random.default_rng(0)
     content = next(iter(contents.values()))
-    for label, v2m, style in (("feel, own chords", feel, None), ("feel, style", feel, content),
+    first, side = [], []
+    for anchor in anchors.values():
+        for times, pairs in ((first, [(0.0, 0.0)]), (side, [(0.5, 0.0), (-0.5, 0.0), (0.0, 0.5), (0.0, -0.5)])):
+            for pair in pairs:
+                start = time.perf_counter()
+                feel.render(anchor, *pair, [0, 1, 2, 3], content=content)
+                times.append(time.perf_counter() - start)
+    print(f"render {'feel, style: a pair':26s} 4 segments: {_stats(first)}")
+    print(f"render {'feel, style: a new side':26s} 4 segments: {_stats(side)}")
+    for label, v2m, style in (("feel, own chords", feel, None), ("feel, style: known sides", feel, content),
                               ("paper", paper, None)):
         for count in (2, 4):
             times = []
@@ -50,7 +60,7 @@ def main() -> None:
                 start = time.perf_counter()
                 v2m.render(anchor, float(b), float(c), list(range(count)), content=style)
                 times.append(time.perf_counter() - start)
-            print(f"render {label:17s} {count} segments: {_stats(times)}")
+            print(f"render {label:26s} {count} segments: {_stats(times)}")
 
 
 if __name__ == "__main__":
