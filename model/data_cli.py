@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 from tqdm import tqdm
 
@@ -34,9 +35,25 @@ def warn(line: str) -> None:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    out = Path(args.out)
+    if out.is_dir():
+        print(f"error: --out {out} is a folder; give the file to write, e.g. {out / 'pop909.npz'}", file=sys.stderr)
+        return 2
+    partial = out.with_name(out.name + ".part")
+    try:  # before the work: a folder that cannot be made or written is refused up front
+        out.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(partial, "wb")
+    except OSError as exc:
+        print(f"error: cannot write --out {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     start = time.monotonic()
-    meta = prepare(args.pop909, args.out, seed=args.seed, progress=progress, warn=warn)
+    try:
+        with handle:  # numpy writes a file object as it is, without adding ".npz" to the name
+            meta = prepare(args.pop909, handle, seed=args.seed, progress=progress, warn=warn)
+        os.replace(partial, out)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     elapsed = time.monotonic() - start
     notes = meta["notes"]
     print(f"songs: {meta['songs']} ({len(meta['skipped_songs'])} skipped)")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import mido
 import numpy as np
@@ -220,10 +221,11 @@ def split_songs(numbers: list[int], seed: int = SPLIT_SEED, share: float = VALID
     return {int(n) for n in order[: max(1, int(round(len(numbers) * share)))]}
 
 
-def prepare(root: str, out: str, seed: int = SPLIT_SEED, progress=None, warn=print) -> dict:
+def prepare(root: str, out: str | os.PathLike | BinaryIO, seed: int = SPLIT_SEED, progress=None, warn=print) -> dict:
     """Read every song under ``root`` and write the prepared ``.npz`` (format: docs/architecture.md).
 
-    ``progress`` wraps the folder list (e.g. tqdm); ``warn`` receives one line per skipped song.
+    ``out`` is a path or a binary file object (written as it is). ``progress`` wraps the folder list
+    (e.g. tqdm); ``warn`` receives one line per skipped song.
     Returns the summary that is also stored as ``meta``.
     """
     folders = song_folders(root)

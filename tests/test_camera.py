@@ -217,3 +217,21 @@ def test_a_killed_capture_process_is_restarted(tmp_path, caplog):
     finally:
         source.stop()
     assert any("capture process ended" in r.getMessage() for r in caplog.records)
+
+
+def test_anchors_added_or_changed_while_running_are_measured_against_their_own_image(tmp_path):
+    path = tmp_path / "scene.png"
+    write_image(path, adjust(REF, 0.5, 0.0))
+    params = camera_params()
+    source = CameraSource(params, {"ref": Picture(REF)}, str(path), smoothing=0.05, analysis_hz=10).start()
+    try:
+        assert wait_for(lambda: abs(params.snapshot().alpha_b - 0.5) < 0.1, 10)
+        source.anchors = {"ref": Picture(REF), "bright": Picture(adjust(REF, 0.5, 0.0))}
+        params.set_library(["ref", "bright"])
+        params.set_anchor("bright")
+        assert wait_for(lambda: abs(params.snapshot().alpha_b) < 0.1, 10), params.snapshot()
+        source.anchors = {"ref": Picture(REF), "bright": Picture(adjust(REF, -0.4, 0.0))}
+        assert wait_for(lambda: params.snapshot().alpha_b > 0.4, 10), params.snapshot()
+        assert source._child.restarts == 0
+    finally:
+        source.stop()

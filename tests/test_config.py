@@ -40,7 +40,7 @@ def test_defaults_match_the_issue():
 def test_every_option_is_settable_on_the_command_line_and_in_toml(tmp_path):
     cli = {
         "bpm": ("97.5", 97.5), "quantum": ("bar", "bar"), "velocity": ("64", 64),
-        "anchor": ("sunset", "sunset"), "osc_host": ("0.0.0.0", "0.0.0.0"), "osc_port": ("9100", 9100),
+        "anchor": ("sunset", ("sunset",)), "anchors": ("my/anchors", ("my/anchors",)), "osc_host": ("0.0.0.0", "0.0.0.0"), "osc_port": ("9100", 9100),
         "osc_allow": ("192.168.1.20,10.0.0.3", ("192.168.1.20", "10.0.0.3")),
         "osc_reply": ("127.0.0.1:9001", ("127.0.0.1", 9001)), "midi_api": ("jack", "jack"),
         "midi_port": ("FluidSynth", "FluidSynth"), "midi_name": ("Stage", "Stage"),
@@ -162,3 +162,18 @@ def test_build_params_starts_from_the_settings(tmp_path):
     bad = write(tmp_path, "[presets.1]\nanchor = 'lake'\n")
     with pytest.raises(ConfigError, match="presets: unknown anchor"):
         build_params(parse_settings(["--config", bad]), ANCHORS)
+
+
+def test_anchor_and_anchors_repeat_on_the_command_line_and_are_lists_in_toml(tmp_path):
+    cli = parse_settings(["--anchor", "my/duet", "--anchor", "stride", "--anchors", "shelf"])
+    assert cli.anchor == ("my/duet", "stride") and cli.anchors == ("shelf",)
+    path = write(tmp_path, 'anchor = ["my/duet", "stride"]\nanchors = "shelf"\n')
+    toml = parse_settings(["--config", path])
+    assert (toml.anchor, toml.anchors) == (cli.anchor, cli.anchors)
+    assert parse_settings(["--config", path, "--anchor", "lake"]).anchor == ("lake",)
+    again = write(tmp_path, settings_toml(toml))
+    assert parse_settings(["--config", again]).anchor == ("my/duet", "stride")
+    with pytest.raises(ConfigError, match="anchor: expected text"):
+        parse_settings(["--config", write(tmp_path, "anchor = [1]\n")])
+    params = build_params(cli, ["stride", "duet"], start="duet")
+    assert params.snapshot().anchor == "duet"

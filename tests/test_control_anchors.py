@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from live.music.chords import root_quality
+from live.music.chords import ChordError, chord_file_labels, labels_to_rows, root_quality
 from live.music.midifile import write_midi
 from live.music.notes import make_notes
 from live.texture.anchors import AnchorError, content_pieces, default_anchors, find, load_anchor
@@ -117,7 +117,7 @@ def write_meter(path: Path, numerator: int) -> None:
         (lambda f: make_anchor(f, rows=[(0, 60, 4), (70, 60, 4), (120, 60, 8)]),
          "accompaniment is empty in segment 1 (bars 3-4)"),
         (lambda f: make_anchor(f, chords="C:maj " * 15), "chords.txt has 15 chords; the piece has 16 beats"),
-        (lambda f: make_anchor(f, chords="C:maj H:min " * 8), "chords: not a note name"),
+        (lambda f: make_anchor(f, chords="C:maj H:min " * 8), "chords.txt line 1: not a note name: 'H'"),
         (lambda f: make_anchor(f, toml="tempo = 900\n"), "tempo must be a number of BPM in 20..300"),
         (lambda f: make_anchor(f, toml="tempo = \n"), "anchor.toml is not valid TOML"),
         (lambda f: make_anchor(f, toml='[files]\nmelody = "tune.mid"\n'), "melody file tune.mid is missing"),
@@ -156,3 +156,95 @@ def test_find_by_name_or_path(tmp_path):
     assert find(str(make_anchor(tmp_path / "mine"))).name == "mine"
     with pytest.raises(AnchorError, match="unknown anchor 'nope'"):
         find("nope")
+
+
+# A verse and chorus as a guitarist writes them down: one chord per beat, comments after "#".
+SONG_HARTE = """# Verse: one chord per beat
+C#:min7 C#:min7 C#:min7 C#:min7   # bar 1
+F#:maj F#:maj F#:7 F#:7
+B:maj7 B:maj7 G#:min G#:min # chorus next
+A:maj/3 A:maj/3 Eb:sus4(b7) Eb:sus4(b7)
+"""
+
+
+def test_chord_files_read_sharps_in_harte_and_pop_spellings_and_comments_only_after_whitespace():
+    with pytest.raises(ChordError, match="line 4: unknown chord quality 'min#chorus'"):
+        chord_file_labels(SONG_HARTE.replace("G#:min # chorus", "G#:min#chorus"))
+    harte = SONG_HARTE
+    pop = """\
+# Verse, pop spelling
+C#m7 C#m7 C#m7 C#m7 # bar 1
+F# F# F#7 F#7
+Bmaj7 Bmaj7 G#m G#m
+A/C# A/C# D#7sus4 D#7sus4
+"""
+    labels = chord_file_labels(harte)
+    assert labels[:2] == ["C#:min7", "C#:min7"] and labels[4] == "F#:maj" and labels[11] == "G#:min"
+    assert len(labels) == 16
+    assert np.array_equal(labels_to_rows(labels), labels_to_rows(chord_file_labels(pop)))
+    assert [root_quality(x) for x in chord_file_labels("c#m F#m7 Bbmaj7 ebm")] == ["C#:min", "F#:min7", "Bb:maj7",
+                                                                                   "Eb:min"]
+
+
+def test_a_chords_txt_with_sharps_loads_as_written(tmp_path):
+    chords = "\n".join(["# the song's chords, beat by beat", "C#m " * 8 + "  # bars 1-2", "F#:maj " * 4,
+                        "A/C# " * 4])
+    anchor = load_anchor(make_anchor(tmp_path / "sharps", chords=chords))
+    assert [root_quality(x) for x in anchor.chord_labels[::4]] == ["C#:min", "C#:min", "F#:maj", "A:maj"]
+    assert anchor.chord_labels[-1] == "A:maj/3"
+    rows = anchor.chords
+    assert np.flatnonzero(rows[0, :12]).tolist() == [1] and np.flatnonzero(rows[8, :12]).tolist() == [6]
+
+
+def write_melody(folder: Path, bars_of_notes: int) -> None:
+    rows = [(bar * 16 + k * 4, 72 + k, 4) for bar in range(bars_of_notes) for k in range(4)]
+    write_midi(folder / "melody.mid", [("mel", 0, make_notes(rows))], 100.0)
+
+
+def test_a_melody_ending_in_rests_is_padded_to_the_accompaniment(tmp_path):
+    folder = make_anchor(tmp_path / "tune", bars=8)
+    write_melody(folder, 5)
+    anchor = load_anchor(folder)
+    assert anchor.n_segments == 4 and len(anchor.melody) == 20
+    assert len(anchor.segment("melody", 2)) == 4 and len(anchor.segment("melody", 3)) == 0
+    write_melody(folder, 10)
+    with pytest.raises(AnchorError, match="melody has 10 bars but the accompaniment has 8"):
+        load_anchor(folder)
+    content = tmp_path / "content"
+    content.mkdir()
+    write_melody(content, 7)
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(content / "image.png")
+    (content / "anchor.toml").write_text('chords = "C Am F G"\n')
+    piece = load_anchor(content)
+    assert piece.n_segments == 4 and len(piece.segment("melody", 3)) == 4
+
+
+SECRET = "hunter2-do-not-echo"
+
+
+@pytest.mark.parametrize("entry", ["../outside.txt", "{outside}", "sub/../../outside.txt", "link.txt", "linkdir/outside.txt"])
+def test_files_entries_stay_inside_the_anchor_folder(tmp_path, entry):
+    outside = tmp_path / "outside.txt"
+    outside.write_text(f"{SECRET} C:maj\n")
+    folder = make_anchor(tmp_path / "anchors" / "sly", toml="")
+    (folder / "link.txt").symlink_to(outside)
+    (folder / "linkdir").symlink_to(tmp_path)
+    name = entry.format(outside=outside)
+    (folder / "anchor.toml").write_text(f'[files]\nchords = "{name}"\n')
+    with pytest.raises(AnchorError) as info:
+        load_anchor(folder)
+    message = str(info.value)
+    assert "\n" not in message and SECRET not in message and "hunter2" not in message
+    assert "inside the anchor folder" in message or "outside the anchor folder" in message
+
+
+def test_default_files_that_link_out_are_refused_and_links_inside_are_fine(tmp_path):
+    folder = make_anchor(tmp_path / "linked")
+    (folder / "sub").mkdir()
+    (folder / "image.png").rename(folder / "sub" / "picture.png")
+    (folder / "image.png").symlink_to(folder / "sub" / "picture.png")
+    assert load_anchor(folder).image.shape == (8, 8, 3)
+    (folder / "image.png").unlink()
+    (folder / "image.png").symlink_to(REPO / "live" / "texture" / "data" / "anchors" / "stride" / "image.png")
+    with pytest.raises(AnchorError, match="image 'image.png' is a link that leads outside the anchor folder"):
+        load_anchor(folder)

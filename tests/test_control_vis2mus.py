@@ -197,3 +197,31 @@ def test_blend_draws_light_lines_on_a_dark_style():
     lum = content.astype(float) @ [0.299, 0.587, 0.114]
     out_lum = out.astype(float) @ [0.299, 0.587, 0.114]
     assert out_lum[lum < 120].mean() > out_lum[lum > 230].mean() + 40
+
+
+def test_a_texture_anchors_own_melody_plays_with_every_render(engine, tmp_path):
+    from PIL import Image
+
+    from live.music.midifile import write_midi
+    from live.music.notes import make_notes
+    from live.texture.anchors import DEFAULT_ANCHORS, load_anchor
+
+    folder = tmp_path / "with_tune"
+    folder.mkdir()
+    shipped = DEFAULT_ANCHORS / "block_chords"
+    for name in ("accompaniment.mid", "chords.txt"):
+        (folder / name).write_bytes((shipped / name).read_bytes())
+    Image.fromarray(np.full((6, 6, 3), 90, np.uint8)).save(folder / "image.png")
+    (folder / "anchor.toml").write_text("tempo = 80\n")
+    tune = make_notes([(bar * 16 + k * 4, (76, 74, 72, 74)[k], 4) for bar in range(6) for k in range(4)])
+    write_midi(folder / "melody.mid", [("tune", 0, tune)], 80.0)
+    anchor = load_anchor(folder)
+    v2m = Vis2Mus(engine)
+    for alpha_b, alpha_c in ((0.0, 0.0), (0.6, -0.4)):
+        segments = v2m.render(anchor, alpha_b, alpha_c, [0, 1, 2, 3])
+        for seg in segments:
+            assert np.array_equal(seg.melody, anchor.segment("melody", seg.index)) and seg.shift == 0
+            check_segment_notes(seg.accompaniment)
+        assert [len(s.melody) for s in segments] == [8, 8, 8, 0]
+    plain = v2m.render(default_anchors()["block_chords"], 0.6, 0.0, [0])
+    assert len(plain[0].melody) == 0

@@ -7,6 +7,7 @@ import os
 import random
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -150,20 +151,57 @@ def test_bars_arrive_at_the_set_tempo_on_the_grid_and_sigterm_mid_bar_closes_eve
     peer.close()
 
 
-def test_malformed_osc_flood_leaves_it_playing_with_every_note_closed(jack_calm, server_factory):
-    peer = Peer("peer")
-    srv = server_factory("--midi-port", peer.port, "--bpm", "200")
-    wait_for_notes(peer, 4)
-    rng = random.Random(7)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(0.5)
-    target = ("127.0.0.1", srv.osc_port)
-    bad = [
+def unbalanced_keys(path: Path) -> set[tuple[int, int]]:
+    """Keys of a recording whose note-ons and note-offs do not alternate on, off, on, off ... off."""
+    down: dict[tuple[int, int], bool] = {}
+    bad = set()
+    for m in mido.MidiFile(path).tracks[0]:
+        if m.type not in ("note_on", "note_off"):
+            continue
+        key, on = (m.channel, m.note), m.type == "note_on" and m.velocity > 0
+        if down.get(key, False) == on:
+            bad.add(key)
+        down[key] = on
+    return bad | {key for key, on in down.items() if on}
+
+
+def sounding(peer: Peer, timeout: float = 3.0) -> set[tuple[int, int]]:
+    """``Peer.sounding()`` once the last events had time to arrive."""
+    deadline = time.monotonic() + timeout
+    while peer.sounding() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return peer.sounding()
+
+
+def state_answered(sock: socket.socket, port: int, timeout: float = 1.0) -> bool:
+    """Send ``/vis2mus/state`` and wait for ``/vis2mus/state/anchor`` (other replies skipped)."""
+    sock.sendto(encode("/vis2mus/state"), ("127.0.0.1", port))
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            data, _ = sock.recvfrom(65536)
+        except socket.timeout:
+            return False
+        if data.startswith(b"/vis2mus/state/anchor"):
+            return True
+    return False
+
+
+def hostile_packets(rng: random.Random) -> list[bytes]:
+    """The issue's three packets, structured malformed ones and random and mutated bytes."""
+    valid = encode("/vis2mus/brightness", 0.5)
+    mutated = bytearray(valid)
+    mutated[rng.randrange(len(mutated))] = rng.getrandbits(8)
+    return [
+        b"#bundle\x00" + struct.pack(">Qi", 1, -4),
+        b"#bundle\x00" + struct.pack(">Q", 1) + bytes(4080),
+        b"/vis2mus/brightness\x00,Z\x00\x00",
+        b"#bundle\x00" + bytes(8) + struct.pack(">i", rng.randint(-2 ** 31, 2 ** 31 - 1)),
+        b"#bundle\x00" + bytes(8) + struct.pack(">i", 16) + b"#bundle\x00" + bytes(8),
         encode("/vis2mus/brightness", float("nan")),
         encode("/vis2mus/contrast", float("inf")),
         encode("/vis2mus/brightness", "loud"),
-        encode("/vis2mus/brightness"),
         encode("/vis2mus/tempo", 1e9),
         encode("/vis2mus/anchor", "no-such-anchor"),
         encode("/vis2mus/chords", "X## Hm7b13 |||"),
@@ -171,17 +209,35 @@ def test_malformed_osc_flood_leaves_it_playing_with_every_note_closed(jack_calm,
         b"/vis2mus/brightness\x00,f\x00\x00\x7f",
         b"#bundle\x00" + b"\xff" * 40,
         b"/" + b"a" * 8000,
+        bytes(mutated),
+        bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 600))),
     ]
+
+
+def test_fuzz_malformed_osc_leaves_it_playing_answering_and_quiet(jack_calm, server_factory):
+    peer = Peer("peer")
+    srv = server_factory("--midi-port", peer.port, "--bpm", "200")
+    wait_for_notes(peer, 4)
+    rng = random.Random(7)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    target = ("127.0.0.1", srv.osc_port)
+    log_before = len(srv.output())
     started = time.monotonic()
-    sent = 0
-    while time.monotonic() - started < 3.0:
-        for packet in bad:
+    sent, answered, probes = 0, 0, 0
+    while time.monotonic() - started < 4.0:
+        for packet in hostile_packets(rng):
             sock.sendto(packet, target)
             sent += 1
-        sock.sendto(bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 600))), target)
-        sent += 1
+        if sent % 170 == 0:
+            probes += 1
+            answered += state_answered(probe, srv.osc_port)
         time.sleep(0.001)
+    assert probes >= 3 and answered == probes, f"state answered {answered} of {probes} during the fuzz"
     subprocess.run(["oscsend", "127.0.0.1", str(srv.osc_port), "/vis2mus/brightness", "s", "bright"], check=True)
+    sock.settimeout(0.5)
     errors = 0
     until = time.monotonic() + 2.0
     while time.monotonic() < until:
@@ -192,12 +248,55 @@ def test_malformed_osc_flood_leaves_it_playing_with_every_note_closed(jack_calm,
         errors += data.startswith(b"/vis2mus/error")
     assert errors > 0
     count = len(peer.note_ons())
-    assert wait_until(lambda: len(peer.note_ons()) > count, 10), "the music stopped after the flood"
+    assert wait_until(lambda: len(peer.note_ons()) > count, 10), "the music stopped after the fuzz"
     assert srv.proc.poll() is None
+    grown = srv.output()[log_before:]
+    assert len(grown.splitlines()) <= 12 and len(grown) < 4000, grown[-2000:]
+    assert "Traceback" not in grown and "Unhandled parameter type" not in grown
     assert srv.terminate() == 0
-    assert released(peer), (peer.held(), srv.output()[-3000:])
-    recorded_notes(srv.record)
+    assert unbalanced_keys(srv.record) == set()
+    assert sounding(peer) == set(), (peer.held(), srv.output()[-3000:])
     sock.close()
+    probe.close()
+    peer.close()
+
+
+def test_flood_of_valid_faders_from_many_ports_keeps_it_answering(jack_calm, server_factory):
+    peer = Peer("peer")
+    srv = server_factory("--midi-port", peer.port, "--bpm", "200")
+    wait_for_notes(peer, 4)
+    flood = (
+        "import math, socket, sys, time\n"
+        "from live.control.osc import encode\n"
+        "target = ('127.0.0.1', int(sys.argv[1]))\n"
+        "socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(64)]\n"
+        "until, i = time.monotonic() + 4.0, 0\n"
+        "while time.monotonic() < until:\n"
+        "    i += 1\n"
+        "    name = '/vis2mus/brightness' if i % 2 else '/vis2mus/contrast'\n"
+        "    socks[i % 64].sendto(encode(name, 0.9 * math.sin(i / 300)), target)\n"
+        "    if i % 8 == 0: time.sleep(0.001)\n"
+        "print(i)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", flood, str(srv.osc_port)], cwd=ROOT, stdout=subprocess.PIPE,
+                             text=True)
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    results = []
+    while child.poll() is None:
+        results.append(state_answered(probe, srv.osc_port))
+        time.sleep(0.2)
+    sent = int(child.stdout.read())
+    assert sent > 4000 and results and all(results), (sent, results)
+    count = len(peer.note_ons())
+    wait_for_notes(peer, count + 4)
+    assert srv.terminate() == 0
+    summary = srv.output()
+    assert "OSC:" in summary and "rate-limited" in summary and "senders 1" in summary, summary[-2000:]
+    assert "fell behind" not in summary
+    assert unbalanced_keys(srv.record) == set() and recorded_notes(srv.record)[0] > 0
+    assert sounding(peer) == set(), (peer.held(), summary[-3000:])
+    probe.close()
     peer.close()
 
 
@@ -446,3 +545,23 @@ def test_a_killed_render_process_is_restarted_and_the_change_still_lands(tmp_pat
     assert "failed 0" in summary and "renders 0," not in summary, summary
     ons, offs = recorded_notes(srv.record)
     assert ons > 0 and offs >= ons
+
+
+def test_sigkill_leaves_a_valid_file_and_panic_silences_the_peer(jack_calm, server_factory):
+    peer = Peer("peer")
+    srv = server_factory("--midi-port", peer.port, "--bpm", "200", "--max-note", "16")
+    wait_for_notes(peer, 12)
+    srv.proc.send_signal(signal.SIGKILL)
+    srv.proc.wait(timeout=10)
+    ons, offs = recorded_notes(srv.record)  # the last flush: a valid file
+    assert ons > 0
+    for args in (["--midi-port", peer.port], []):  # the named port, then every input port
+        done = subprocess.run([sys.executable, "run_live.py", "--panic", "--midi-api", "jack", *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert any(f"panic sent to '{peer.port}'" in line for line in lines), done.stderr
+        assert released(peer), peer.held()
+    cc123 = {m[0] & 15 for _, m in peer.snapshot() if len(m) == 3 and m[0] & 0xF0 == 0xB0 and m[1] == 123}
+    assert cc123 == set(range(16))
+    peer.close()

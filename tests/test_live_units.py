@@ -13,7 +13,7 @@ import pytest
 
 from live.music.notes import make_notes
 from live.playback.clock import Clock, TempoEstimator, clamp_bpm
-from live.playback.recorder import TICKS_PER_BEAT, Recorder, varlen
+from live.playback.recorder import TICKS_PER_BEAT, Recorder
 from live.playback.scheduler import follow_velocities, next_boundary
 
 
@@ -74,13 +74,6 @@ def test_follow_velocities_takes_nearest_reference_onset():
     out = follow_velocities(generated, reference)
     assert out[:, 3].tolist() == [40, 90, 110]
     assert follow_velocities(generated, make_notes([]), default=70)[:, 3].tolist() == [70, 70, 70]
-
-
-def test_varlen_encoding():
-    assert varlen(0) == b"\x00"
-    assert varlen(0x7F) == b"\x7f"
-    assert varlen(0x80) == b"\x81\x00"
-    assert varlen(0x0FFFFFFF) == b"\xff\xff\xff\x7f"
 
 
 def test_recorder_writes_a_valid_file_at_every_flush(tmp_path):

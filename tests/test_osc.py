@@ -377,3 +377,120 @@ def test_random_well_formed_messages_keep_the_state_valid(server, client, params
         progression_labels(state.chords)
     client.send_message(f"{P}/state", None)
     assert state_of(collect(client, 0.1))["anchor"] == state.anchor, "the server still answers"
+
+
+POISON = b"#bundle\x00" + struct.pack(">Qi", 1, -4)
+
+
+def ask_state(client: SimpleUDPClient, timeout: float = 2.0) -> dict[str, object]:
+    """Send ``/vis2mus/state`` until the answer comes (the flood before it may still be draining)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        client.send_message(f"{P}/state", None)
+        state = state_of(collect(client, 0.1))
+        if "anchor" in state:
+            return state
+    return {}
+
+
+def test_poison_bundle_is_one_error_and_osc_keeps_answering(server, client, params):
+    """Regression: python-osc's parser looped forever on a bundle element of size -4."""
+    host, port = server.address
+    client._sock.sendto(POISON, (host, port))
+    found = errors(collect(client))
+    assert len(found) == 1 and "malformed" in found[0] and "size -4" in found[0]
+    client.send_message(f"{P}/brightness", 0.5)
+    assert ask_state(client)["brightness"] == 0.5
+
+
+def test_the_issue_packets_each_cost_one_rejection_and_one_summary_line_a_second(server, client, params, caplog):
+    host, port = server.address
+    zero = b"#bundle\x00" + struct.pack(">Q", 1) + bytes(4080)
+    unknown = b"/vis2mus/brightness\x00,Z\x00\x00"
+    with caplog.at_level("DEBUG"):
+        t0 = time.monotonic()
+        for _ in range(150):
+            for packet in (POISON, zero, unknown):
+                client._sock.sendto(packet, (host, port))
+            time.sleep(0.01)
+        assert wait_until(lambda: server.stats.malformed >= 450, 5.0), server.stats
+        elapsed = time.monotonic() - t0
+        assert "anchor" in ask_state(client)
+        assert wait_until(lambda: server.rejects.lines >= 1, 3.0)
+        time.sleep(1.1)
+        lines = server.rejects.lines
+        client._sock.sendto(unknown, (host, port))
+        assert wait_until(lambda: server.rejects.lines > lines, 3.0), "a later rejection is summarised too"
+    assert server.stats.malformed == 451 and server.stats.messages <= 2
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert all(r.name == "live.control.osc" for r in warnings), [r.getMessage() for r in warnings]
+    assert len(warnings) <= elapsed + 3, [r.getMessage() for r in warnings]
+    summaries = " ".join(r.getMessage() for r in warnings)
+    assert "empty element" in summaries and "unknown type tag" in summaries and "malformed" in summaries
+    assert not [r for r in caplog.records if "Unhandled parameter type" in r.getMessage()]
+
+
+def test_one_sender_on_many_ports_shares_one_budget(server, client, params):
+    host, port = server.address
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(500)]
+    try:
+        data = encode(f"{P}/contrast", 0.25)
+        for _ in range(6):
+            for i, s in enumerate(sockets):
+                s.sendto(data, (host, port))
+                if i % 100 == 99:
+                    time.sleep(0.001)  # paced so the kernel's receive buffer keeps every packet
+    finally:
+        for s in sockets:
+            s.close()
+    assert wait_until(lambda: server.stats.packets >= 3000, 5.0), server.stats
+    assert server.stats.rate_limited > 0, server.stats
+    assert len(server.senders) == 1
+    client.send_message(f"{P}/tempo", 123.0)
+    assert ask_state(client)["tempo"] == 123.0
+
+
+def test_a_state_probe_is_answered_through_a_fader_flood_from_the_same_host(server, client, params):
+    host, port = server.address
+    halt = time.monotonic() + 1.5
+    sender = (
+        "import socket, sys, time\n"
+        "from live.control.osc import encode\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "until = time.monotonic() + float(sys.argv[3])\n"
+        "i = 0\n"
+        "while time.monotonic() < until:\n"
+        "    s.sendto(encode('/vis2mus/brightness', (i % 100) / 100), (sys.argv[1], int(sys.argv[2])))\n"
+        "    i += 1\n"
+    )
+    flood = subprocess.Popen([sys.executable, "-c", sender, host, str(port), "1.5"], cwd=Path(__file__).parents[1])
+    try:
+        assert wait_until(lambda: server.stats.rate_limited > 0, 5.0), server.stats
+        waits = []
+        while time.monotonic() < halt - 0.2:
+            t0 = time.monotonic()
+            client.send_message(f"{P}/state", None)
+            deadline = t0 + 1.0
+            while time.monotonic() < deadline:
+                data = client.receive(max(0.01, deadline - time.monotonic()))
+                if data and OscMessage(data).address == f"{P}/state/anchor":
+                    waits.append(time.monotonic() - t0)
+                    break
+            else:
+                waits.append(None)
+    finally:
+        flood.wait(timeout=10)
+    assert waits and None not in waits, waits
+
+
+def test_junk_from_many_ports_never_evicts_a_peer(server, client, params):
+    client.send_message(f"{P}/brightness", 0.25)
+    collect(client)
+    host, port = server.address
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as junk:
+            junk.sendto(POISON, (host, port))
+    assert wait_until(lambda: server.stats.malformed >= 50, 3.0)
+    collect(client, 0.1)
+    server.send_beat(1, 2)
+    assert (f"{P}/beat", [1, 2]) in collect(client)

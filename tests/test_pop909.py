@@ -110,3 +110,26 @@ def test_real_songs_read_and_recognition_agrees():
                 total += 1
                 agree += root_quality(guess) == root_quality(row_to_label(row))
     assert agree / total > 0.7
+
+
+def test_prepare_writes_exactly_the_out_path_given(tmp_path, capsys):
+    root = tmp_path / "pop"
+    for n in range(1, 4):
+        write_song(root / f"{n:03d}", n)
+    out = tmp_path / "data.out"
+    assert data_main(["prepare", "--pop909", str(root), "--out", str(out)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.out", "pop"]
+    assert load_prepared(str(out))["meta"]["segments"] == 15
+    assert f"wrote {out}" in capsys.readouterr().out
+
+
+def test_prepare_refuses_an_unwritable_out_before_the_work(tmp_path, capsys):
+    root = tmp_path / "pop"
+    write_song(root / "001", 1)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert data_main(["prepare", "--pop909", str(root), "--out", str(blocker / "x.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write --out") and "songs:" not in err
+    assert data_main(["prepare", "--pop909", str(root), "--out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err

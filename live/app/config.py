@@ -41,14 +41,17 @@ class Settings:
     """Everything the server's ``main`` needs, validated.
 
     ``record`` is where to record: the given path, else ``recordings/vis2mus-<UTC time>.mid``
-    (``record_default`` is then true), or ``None`` with ``no_record``.
+    (``record_default`` is then true), or ``None`` with ``no_record``. ``anchor`` holds anchor
+    names or anchor folders (the first is the one to start with), ``anchors`` directories of
+    anchor folders (``live.texture.library``).
     """
 
     bpm: float = 120.0
     quantum: str = "beat"
     velocity: int = 80
     follow_velocity: bool = False
-    anchor: str | None = None
+    anchor: tuple[str, ...] = ()
+    anchors: tuple[str, ...] = ()
     osc_host: str = DEFAULT_HOST
     osc_port: int = DEFAULT_PORT
     osc_allow: tuple[str, ...] = ()
@@ -85,13 +88,17 @@ class Settings:
         return "camera" if any(getattr(self, name) is not None for name in CAMERA_OPTIONS) else "osc"
 
 
-def build_params(settings: Settings, anchors: Sequence[str], contents: Sequence[str] = ()) -> Params:
-    """The performance state the server starts with (anchor, tempo, quantum, velocity, source, presets)."""
+def build_params(settings: Settings, anchors: Sequence[str], contents: Sequence[str] = (),
+                 start: str | None = None) -> Params:
+    """The performance state the server starts with (anchor, tempo, quantum, velocity, source,
+    presets). ``start`` is the anchor to start with (``live.texture.library.Library.start_anchor``),
+    else the first ``anchor`` setting, else the first of ``anchors``."""
     if not anchors:
         raise ConfigError("no anchors loaded")
-    if settings.anchor is not None and settings.anchor not in anchors:
-        raise ConfigError(f"unknown anchor {settings.anchor!r} (known: {', '.join(anchors)})")
-    initial = State(anchor=settings.anchor or anchors[0], tempo=settings.bpm, quantum=settings.quantum,
+    start = start if start is not None else (settings.anchor[0] if settings.anchor else None)
+    if start is not None and start not in anchors:
+        raise ConfigError(f"unknown anchor {start!r} (known: {', '.join(anchors)}; or give a folder path)")
+    initial = State(anchor=start or anchors[0], tempo=settings.bpm, quantum=settings.quantum,
                     velocity=settings.velocity, source=settings.alpha_source)
     try:
         return Params(anchors, contents, settings.presets, initial)
@@ -187,13 +194,15 @@ def _register(value: Any) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class Option:
-    """One server option: its settings field, command-line flag, parser, metavar and help."""
+    """One server option: its settings field, command-line flag, parser, metavar and help.
+    A ``repeat`` option may be given several times (a list in TOML) and gives a tuple."""
 
     name: str
     parse: Callable[[Any], Any]
     help: str
     metavar: str | None = None
     flag: bool = False
+    repeat: bool = False
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -201,7 +210,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("quantum", _choice(QUANTA), "when changes land: beat, bar or segment (default beat)", "Q"),
     Option("velocity", _number(int, *VELOCITY_RANGE), "accompaniment velocity 1..127 (default 80)", "V"),
     Option("follow_velocity", _flag, "use the anchor's own note velocities instead of --velocity", flag=True),
-    Option("anchor", _text, "anchor to start with (default: the first default anchor)", "NAME"),
+    Option("anchor", _text, "an anchor to start with, by name, or an anchor folder to load and start with; "
+                            "repeatable (default: the first of --anchors, else the first shipped anchor)",
+           "NAME|PATH", repeat=True),
+    Option("anchors", _text, "load every anchor folder in DIR, re-scanned while playing; repeatable", "DIR",
+           repeat=True),
     Option("osc_host", _host, "OSC listen address (default 127.0.0.1; 0.0.0.0 for a phone on the LAN)", "IP"),
     Option("osc_port", _number(int, 1, 65535), "OSC listen port (default 9000)", "PORT"),
     Option("osc_allow", _allow, "only these sender IPs besides loopback, comma separated", "IP,..."),
@@ -246,10 +259,16 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", metavar="FILE.toml", help="read options and [presets.N] from a TOML file")
     p.add_argument("--print-config", action="store_true", help="print the effective settings as TOML and exit")
+    p.add_argument("--panic", action="store_true",
+                   help="send note-offs, CC 120 and CC 123 on all channels to --midi-port (or every MIDI input "
+                        "port) and exit: for notes left sounding by a server that was killed")
     for option in OPTIONS:
         flag = "--" + option.name.replace("_", "-")
         if option.flag:
             p.add_argument(flag, dest=option.name, action="store_true", help=option.help)
+        elif option.repeat:
+            p.add_argument(flag, dest=option.name, type=str, action="append", metavar=option.metavar,
+                           help=option.help)
         else:
             p.add_argument(flag, dest=option.name, type=str, metavar=option.metavar, help=option.help)
     return p
@@ -278,8 +297,11 @@ def read_toml(path: str) -> tuple[dict[str, Any], dict[int, Preset]]:
 
 
 def _parsed(name: str, value: Any, where: str) -> Any:
+    option = BY_NAME[name]
     try:
-        return BY_NAME[name].parse(value)
+        if option.repeat:
+            return tuple(option.parse(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
+        return option.parse(value)
     except ConfigError as error:
         raise ConfigError(f"{where}: {error}") from None
 
@@ -327,6 +349,7 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
     given = vars(parser().parse_args(argv))
     config = given.pop("config", None)
     given.pop("print_config", None)
+    given.pop("panic", None)
     values, presets = read_toml(config) if config else ({}, {})
     cli = {name: _parsed(name, value, "--" + name.replace("_", "-")) for name, value in given.items()}
     if any(name in cli for name in CAMERA_OPTIONS):
@@ -364,7 +387,7 @@ def settings_toml(settings: Settings | None = None) -> str:
     data: dict[str, Any] = {}
     for option in OPTIONS:
         value = getattr(settings, option.name)
-        if value is None or (option.name == "record" and settings.record_default):
+        if value is None or (option.repeat and not value) or (option.name == "record" and settings.record_default):
             continue
         if option.name == "osc_reply":
             value = f"{value[0]}:{value[1]}"

@@ -1,11 +1,14 @@
 """``Performance``: the parts of a running performance wired together.
 
-Performance state (``live.control.params``), OSC input (``live.control.osc``), the optional
+The anchors (``live.texture.library``: shipped, ``--anchor`` folders, ``--anchors`` directories,
+re-scanned at every bar on a thread of their own), performance state (``live.control.params``),
+OSC input (``live.control.osc``), the optional
 camera/video/image source (``live.control.camera``), renders in the render child
 (``live.app.render_child``), the send thread (``live.playback.scheduler``) on a
 ``live.playback.clock`` clock, MIDI out (``live.playback.midiout``) and the recording
 (``live.playback.recorder``). The main thread only shows the status line, sends beat feedback,
-flushes the recording at each bar and watches the MIDI port.
+flushes the recording and pokes the anchor re-scan at each bar (every half second while
+stopped) and watches the MIDI port.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ from live.app.status import StatusLine
 from live.music.notes import BEATS_PER_BAR, STEPS_PER_BEAT
 from live.playback.clock import Clock, ExternalClock
 from live.playback.midiout import MidiOut
-from live.playback.recorder import Recorder
-from live.playback.scheduler import LATE_S, Regenerator, Scheduler
+from live.playback.recorder import Recorder, reason
+from live.playback.scheduler import LATE_S, VERY_LATE_S, Regenerator, Scheduler
 
 TICK_S = 0.05
 PORT_CHECK_S = 0.5
@@ -44,13 +47,17 @@ class Performance:
 
     def __init__(self, settings) -> None:
         from live.app.config import build_params
-        from live.texture.anchors import content_pieces, default_anchors
+        from live.texture.library import Library
 
         self.settings = settings
         self._stop = threading.Event()
-        self.anchors = default_anchors()
-        self.contents = content_pieces()
-        self.params = build_params(settings, list(self.anchors), list(self.contents))
+        self.library = Library.from_values(settings.anchor, settings.anchors, log=log.warning)
+        self.anchors, self.contents = self.library.anchors, self.library.contents
+        settings = self.settings = self._without_failed_presets(settings)
+        self.params = build_params(settings, list(self.anchors), list(self.contents),
+                                   start=self.library.start_anchor(settings.anchor))
+        self._counter = Renderer(self.anchors, self.contents)
+        self.rescanner = None
         self.record_path = Path(settings.record) if settings.record and not settings.no_record else None
         self.renderer: RenderProcess | None = None
         self.recorder: Recorder | None = None
@@ -70,12 +77,12 @@ class Performance:
         """Start the render child, render the first loop, open MIDI/OSC/camera; returns ``self``."""
         settings = self.settings
         state = self.params.snapshot()
-        self.renderer = RenderProcess(settings, Renderer(self.anchors, self.contents).count).start()
+        self.renderer = RenderProcess(settings, self._counter.count, self.anchors, self.contents).start()
         self.engine_note = self.renderer.note
         t0 = time.perf_counter()
         n_segments, sections = self.renderer(state, list(range(self.renderer.count(state))))
         self.first_render_ms = (time.perf_counter() - t0) * 1000.0
-        self.recorder = Recorder(self.record_path, bpm=state.tempo) if self.record_path else None
+        self.recorder = self._make_recorder(state.tempo)
         self.midi = MidiOut(api=settings.midi_api, port=settings.midi_port, name=settings.midi_name,
                             recorder=self.recorder)
         self.clock = Clock(state.tempo)
@@ -99,7 +106,34 @@ class Performance:
         self.params.on_action("panic", lambda s: self.scheduler.panic())
         self.osc = self._make_osc()
         self.camera = self._make_camera()
+        if self.library.watched:
+            from live.texture.library import Rescanner
+
+            self.rescanner = Rescanner(self.library, self._on_library, log=log.warning)
         return self
+
+    def _make_recorder(self, bpm: float) -> Recorder | None:
+        if self.record_path is None:
+            return None
+        try:
+            return Recorder(self.record_path, bpm=bpm)
+        except OSError as exc:
+            log.warning("recording off: cannot write %s: %s", self.record_path, reason(exc))
+            self.record_path = None
+            return None
+
+    def _without_failed_presets(self, settings):
+        """``settings`` less the presets that name an anchor folder that did not load (one line each)."""
+        failed = self.library.failed
+        keep = {}
+        for number, preset in settings.presets.items():
+            missing = next((n for n in (preset.anchor, preset.content) if n in failed), None)
+            if missing is None:
+                keep[number] = preset
+            else:
+                log.warning("preset %d names anchor %r, which did not load; preset %d left out", number, missing,
+                            number)
+        return settings if len(keep) == len(settings.presets) else replace(settings, presets=keep)
 
     def _warm_up(self, state, n_segments: int) -> float:
         """Time one real regeneration (current + next segment, brightness 0.5): the figure the
@@ -147,6 +181,18 @@ class Performance:
         if "velocity" in changed:
             self.scheduler.velocity = state.velocity
         self.regenerator.submit(state)
+
+    def _on_library(self, library) -> None:
+        """A re-scan changed the anchors (rescanner thread): the renderers first, then the state."""
+        self.renderer.set_anchors(library.anchors, library.contents)
+        self._counter.anchors, self._counter.contents = library.anchors, library.contents
+        self.anchors, self.contents = library.anchors, library.contents
+        if self.camera is not None:
+            self.camera.anchors = library.anchors
+        update = self.params.set_library(list(library.anchors), list(library.contents), library.reloaded)
+        if update.note:
+            log.warning("%s", update.note)
+        log.warning("anchors now: %s", ", ".join(f"{i} {name}" for i, name in enumerate(library.anchors)))
 
     def _external_transport(self, kind: str) -> None:
         self.params.set_playing(kind != "stop")
@@ -213,6 +259,8 @@ class Performance:
             self.osc.start()
         if self.camera is not None:
             self.camera.start()
+        if self.rescanner is not None:
+            self.rescanner.start()
         self.scheduler.start()
         self.regenerator.start(self.params.snapshot())
         if self.external is None:
@@ -227,10 +275,14 @@ class Performance:
                     if self.osc is not None:
                         self.osc.send_beat(bar, beat)
                     if bar != last_bar and self.recorder is not None:
-                        self.recorder.flush()
+                        self.recorder.flush_due()
+                    if bar != last_bar and self.rescanner is not None:
+                        self.rescanner.poke()
                     last_bar = bar
                 if time.monotonic() >= next_check:
                     self.midi.check()
+                    if self.rescanner is not None and not self.clock.running:
+                        self.rescanner.poke()  # no bars while stopped: anchors still load
                     next_check = time.monotonic() + PORT_CHECK_S
                 status.show(self.status())
         finally:
@@ -245,6 +297,8 @@ class Performance:
         ``open()`` got to)."""
         if self.osc is not None:
             self.osc.stop()
+        if self.rescanner is not None:
+            self.rescanner.stop()
         if self.camera is not None:
             self.camera.stop()
         if self.regenerator is not None:
@@ -259,9 +313,15 @@ class Performance:
             self.midi.close()
         if self.recorder is not None:
             self.recorder.close()
-            log.warning("recording closed: %s (%d events)", self.record_path, self.recorder.events)
+            if self.recorder.failed:
+                log.warning("recording closed: %s keeps its last good save (%s; %d events played)",
+                            self.record_path, self.recorder.failed, self.recorder.events)
+            else:
+                log.warning("recording closed: %s (%d events)", self.record_path, self.recorder.events)
         if self.scheduler is not None:
             log.warning("%s", self.summary())
+        if self.osc is not None:
+            log.warning("%s", self.osc.summary())
 
     def summary(self) -> str:
         """One line of timing figures for the whole run."""
@@ -270,6 +330,7 @@ class Performance:
         if len(lateness) == 0:
             return "played no steps"
         p50, p99, worst = np.percentile(lateness, [50, 99, 100])
-        return (f"played {sch.steps} steps, late {sch.late} (>{LATE_S * 1000:g} ms); send lateness ms "
+        return (f"played {sch.steps} steps, late {sch.late} (>{LATE_S * 1000:g} ms), {sch.very_late} over "
+                f"{VERY_LATE_S * 1000:g} ms; send lateness ms "
                 f"p50 {p50:.3f} p99 {p99:.3f} max {worst:.3f} (step {sch.worst[1]}); renders {regen.renders}, "
                 f"failed {regen.errors}, last {regen.last_ms:.0f} ms; send priority {sch.priority}")

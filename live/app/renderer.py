@@ -6,7 +6,7 @@ import logging
 from dataclasses import replace
 
 from live.checks import one_line
-from live.music.notes import BEATS_PER_SEGMENT, Segment, empty_notes
+from live.music.notes import BEATS_PER_SEGMENT, Segment
 from live.playback.scheduler import follow_velocities
 
 log = logging.getLogger(__name__)
@@ -14,12 +14,13 @@ log = logging.getLogger(__name__)
 
 def render_key(state) -> tuple:
     """The fields whose change re-renders the loop."""
-    return (round(state.alpha_b, 4), round(state.alpha_c, 4), state.anchor, state.content, state.chords)
+    return (round(state.alpha_b, 4), round(state.alpha_c, 4), state.anchor, state.content, state.chords,
+            state.revision)
 
 
 def panic_key(state) -> tuple:
     """The fields whose change also sends all notes off (a different piece)."""
-    return (state.anchor, state.content)
+    return (state.anchor, state.content, state.revision)
 
 
 class Renderer:
@@ -65,8 +66,7 @@ class Renderer:
             return n_segments, []
         if self.vis2mus is None:
             piece = content or anchor
-            segments = [Segment(piece.segment("accompaniment", i),
-                                piece.segment("melody", i) if content is not None else empty_notes(), index=i)
+            segments = [Segment(piece.segment("accompaniment", i), piece.segment("melody", i), index=i)
                         for i in indices]
         else:
             from live.music.chords import progression_rows

@@ -17,13 +17,29 @@ GIL_SWITCH_S = 0.0005
 log = logging.getLogger(__name__)
 
 
+def panic_main(settings) -> int:
+    """``vis2mus-live --panic``: one line per port reached (``live.playback.panic``); 1 if none."""
+    from live.playback.panic import panic
+
+    reached, problems = panic(settings.midi_api, settings.midi_port, settings.midi_name)
+    for port in reached:
+        log.warning("panic sent to %r: note-offs, CC 120, CC 123 on all 16 channels", port)
+    if not reached:
+        log.error("panic reached no MIDI port (%s)", "; ".join(problems) or "no input ports listed")
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: parse the options, run until SIGINT/SIGTERM, exit 0 (1 if it cannot start)."""
     from live.app.config import load_settings
     from live.app.performance import Performance
 
     logs.setup()
-    settings = load_settings(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--panic" in args:
+        return panic_main(load_settings([a for a in args if a != "--panic"]))
+    settings = load_settings(args)
     sys.setswitchinterval(GIL_SWITCH_S)
     try:
         performance = Performance(settings)

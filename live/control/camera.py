@@ -158,7 +158,8 @@ def _capture_worker(conn: Connection, kind: str, spec: int | str, analysis_hz: f
 
     ``images`` maps anchor names to their images ``(H, W, 3)`` uint8 (sent once, at start, so that
     later messages stay small and never block). Receives ``("reference", name | None)`` (``None``
-    pauses analysis) and ``("stop",)``; sends
+    or a name without an image pauses analysis), ``("image", name, image)`` (an anchor loaded or
+    changed by a re-scan) and ``("stop",)``; sends
     ``("alive", frames, analysed)`` at most every ``ALIVE_PERIOD_S`` while the source delivers,
     ``("estimate", b, c)`` and ``("lost", reason)``.
     """
@@ -192,7 +193,10 @@ def _capture_worker(conn: Connection, kind: str, spec: int | str, analysis_hz: f
                 message = conn.recv()
                 if message[0] == "stop":
                     return
-                reference, pending = (None if message[1] is None else images[message[1]]), True
+                if message[0] == "image":
+                    images[message[1]] = message[2]
+                    continue
+                reference, pending = (None if message[1] is None else images.get(message[1])), True
             now = time.monotonic()
             if capture is None:
                 if now < retry_at:
@@ -242,7 +246,9 @@ def _capture_worker(conn: Connection, kind: str, spec: int | str, analysis_hz: f
 class CameraSource:
     """Picture source -> alpha (see the module docstring).
 
-    ``anchors`` maps anchor names to objects with an ``image`` ``(H, W, 3)`` uint8; ``spec`` is a
+    ``anchors`` maps anchor names to objects with an ``image`` ``(H, W, 3)`` uint8 (replace it
+    with a new mapping when the anchors change: new or changed images go to the capture process
+    when their anchor is chosen); ``spec`` is a
     camera index, an image path or a video file/URL (``kind`` overrides the guess). In this
     process one light thread talks to the capture process, smooths towards its latest estimate
     every ``OUTPUT_PERIOD_S`` and holds and decays the value, so a capture call that blocks (a
@@ -323,13 +329,15 @@ class CameraSource:
         sent: object = ()
         next_output = time.monotonic()
         child = self._child
+        initial = {name: anchor.image for name, anchor in self.anchors.items()}
+        shown = dict(initial)
         while not self._stop.is_set():
             now = time.monotonic()
             if child.conn is None:
                 wait = child.due(now)
                 if wait <= 0.0:
                     child.restart()
-                    sent = ()
+                    sent, shown = (), dict(initial)
                 else:
                     self._stop.wait(min(OUTPUT_PERIOD_S, wait))
             else:
@@ -338,6 +346,10 @@ class CameraSource:
                         self._receive(child.conn.recv())
                     state = self.params.snapshot()
                     key = state.anchor if state.source == "camera" else None
+                    anchor = self.anchors.get(key) if key is not None else None
+                    if anchor is not None and shown.get(key) is not anchor.image:
+                        child.conn.send(("image", key, np.asarray(anchor.image)))
+                        shown[key], sent = anchor.image, ()
                     if key != sent:
                         child.conn.send(("reference", key))
                         sent = key

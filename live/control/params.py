@@ -38,7 +38,9 @@ class State:
 
     ``anchor`` is the texture anchor (the style anchor in style mode); ``content`` is the content
     piece name in style mode, else ``None``; ``chords`` is the performer's progression text that
-    overrides the anchor's chords, else ``None``; ``preset`` is the last recalled preset number.
+    overrides the anchor's chords, else ``None``; ``preset`` is the last recalled preset number;
+    ``revision`` counts the reloads of the current anchor or content piece from its folder (a
+    changed piece under the same name).
     """
 
     alpha_b: float = 0.0
@@ -52,6 +54,7 @@ class State:
     chords: str | None = None
     velocity: int = 80
     preset: int | None = None
+    revision: int = 0
 
     def as_dict(self) -> dict[str, object]:
         """The snapshot as a plain dict (field name -> value)."""
@@ -211,6 +214,9 @@ class Params:
         if preset is None:
             known = ", ".join(str(n) for n in sorted(self.presets)) or "none defined"
             raise ValueError(f"no preset {number} (presets: {known})")
+        self._anchor_name(preset.anchor)
+        if preset.content is not None:
+            self._content_name(preset.content)
         values: dict[str, object] = {
             "anchor": preset.anchor, "content": preset.content,
             "alpha_b": float(preset.alpha_b), "alpha_c": float(preset.alpha_c), "preset": number,
@@ -218,6 +224,31 @@ class Params:
         if preset.tempo is not None:
             values["tempo"] = float(preset.tempo)
         return self._apply(values, None)
+
+    def set_library(self, anchors: Iterable[str], contents: Iterable[str] = (), reloaded: Iterable[str] = ()) -> Update:
+        """Replace the names of the loaded anchors and content pieces (an anchor folder re-scan).
+        A current anchor that is gone gives way to the first anchor; a current content piece that
+        is gone ends style mode; a current one in ``reloaded`` (changed under the same name) bumps
+        ``revision``. Presets keep their names; recalling one whose anchor is gone fails."""
+        names, pieces, fresh = tuple(anchors), tuple(contents), set(reloaded)
+        if not names:
+            raise ValueError("Params needs at least one anchor name")
+        with self._notify_lock:
+            with self._lock:
+                self.anchors, self.contents = names, pieces
+                state = self._state
+            values: dict[str, object] = {}
+            if state.anchor not in names:
+                values["anchor"] = names[0]
+            if state.content is not None and state.content not in pieces:
+                values["content"] = None
+            if not values and (state.anchor in fresh or state.content in fresh):
+                values["revision"] = state.revision + 1
+            note = None
+            if values:
+                note = f"anchor {state.anchor!r} is gone, now {values.get('anchor', state.anchor)!r}" \
+                    if "anchor" in values else f"content piece {state.content!r} is gone; style mode off"
+            return self._apply(values, note)
 
     # Actions
 
@@ -289,6 +320,7 @@ class Params:
             "chords": _progression,
             "velocity": lambda v: int(clamp("velocity", finite("velocity", v), *VELOCITY_RANGE)[0]),
             "preset": lambda v: v,
+            "revision": int,
         }
         if state.preset is not None and state.preset not in self.presets:
             raise ValueError(f"no preset {state.preset}")

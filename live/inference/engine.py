@@ -87,7 +87,8 @@ class Engine:
     @classmethod
     def from_weights(cls, path: str | Path | None = None, device: str = "auto", threads: int = 1,
                      log: Callable[[str], None] | None = None, exporter: graphs.Exporter | None = None) -> "Engine":
-        """Engine for a weights file (default: ``live.inference.graphs.default_weights()``), exporting its
+        """Engine for a weights file (default: ``live.inference.graphs.default_weights()``) or an
+        exported ONNX folder (used as it is), exporting a file's
         graphs to the cache with ``exporter`` first when they are missing or stale, and once more when
         a cached graph cannot be loaded. Raises ``GraphError`` or ``EngineError`` with one line."""
         choose_provider(device)
@@ -96,6 +97,8 @@ class Engine:
         try:
             return cls(folder, device=device, threads=threads)
         except GraphLoadError as exc:
+            if path is not None and Path(path).is_dir():
+                raise  # the user's own exported folder: never touched, the error names the graph
             log(f"{exc}; exporting again")
             (folder / graphs.MANIFEST).unlink(missing_ok=True)
             return cls(graphs.ensure_graphs(path, log=log, exporter=exporter), device=device, threads=threads)

@@ -112,19 +112,50 @@ def is_current(folder: str | Path, digest: str) -> bool:
     return all((Path(folder) / f"{name}.onnx").is_file() for name in GRAPH_NAMES)
 
 
+def check_weights_file(weights: Path) -> None:
+    """Refuse, in one line naming the file, what cannot be a PyTorch checkpoint: an empty file or
+    one that starts with neither a zip header (``torch.save``) nor a pickle protocol byte."""
+    size = weights.stat().st_size
+    if size == 0:
+        raise GraphError(f"cannot load weights {weights}: empty file (0 bytes)")
+    with open(weights, "rb") as fh:
+        head = fh.read(4)
+    if head != b"PK\x03\x04" and not head.startswith(b"\x80"):
+        raise GraphError(f"cannot load weights {weights}: not a PyTorch checkpoint (.pt) nor an exported ONNX folder "
+                         f"({size} bytes starting {head.hex()})")
+
+
+def check_graph_folder(folder: Path) -> Path:
+    """An exported ONNX folder given as the weights (``vis2mus-export --out DIR``): every graph
+    present and, with a manifest, written by this exporter version; else ``GraphError``."""
+    missing = [f"{name}.onnx" for name in GRAPH_NAMES if not (folder / f"{name}.onnx").is_file()]
+    if missing:
+        raise GraphError(f"weights {folder}: a folder, but not an exported ONNX folder (missing {', '.join(missing)})")
+    manifest = read_manifest(folder)
+    if manifest is not None and manifest.get("exporter_version") != EXPORTER_VERSION:
+        raise GraphError(f"weights {folder}: graphs of exporter version {manifest.get('exporter_version')}, this "
+                         f"runtime reads version {EXPORTER_VERSION}: re-export with "
+                         f"`vis2mus-export --weights WEIGHTS.pt --out {folder}`")
+    return folder
+
+
 def ensure_graphs(weights: str | Path | None = None, out: str | Path | None = None,
                   log: Callable[[str], None] | None = None, exporter: Exporter | None = None) -> Path:
     """Folder with current graphs for ``weights`` (default :func:`default_weights`).
 
-    Exports them with ``exporter`` (progress lines through ``log``, default this module's logger)
-    when missing or stale. ``out`` overrides the cache folder. Raises :class:`GraphError` (one line) for missing weights, when
-    the graphs must be made and no exporter was handed in (torch not installed), or when the
-    export fails on bad weights.
+    ``weights`` is a ``.pt`` file or an exported ONNX folder (used as it is). Graphs of a ``.pt``
+    are exported with ``exporter`` (progress lines through ``log``, default this module's logger)
+    when missing or stale. ``out`` overrides the cache folder. Raises :class:`GraphError` (one line
+    naming the file) for missing, empty or corrupt weights, or when the graphs must be made and no
+    exporter was handed in (torch not installed).
     """
     log = log or logging.getLogger(__name__).info
     weights = Path(weights) if weights is not None else default_weights()
+    if weights.is_dir():
+        return check_graph_folder(weights)
     if not weights.is_file():
         raise GraphError(f"weights not found: {weights}")
+    check_weights_file(weights)
     digest = file_sha256(weights)
     folder = Path(out) if out is not None else graph_dir_for(digest)
     if is_current(folder, digest):
@@ -135,7 +166,8 @@ def ensure_graphs(weights: str | Path | None = None, out: str | Path | None = No
     log(f"exporting ONNX graphs for {weights} to {folder} ...")
     try:
         manifest = exporter(weights, folder, digest=digest)
-    except (FileNotFoundError, ValueError) as exc:
-        raise GraphError(one_line(exc)) from exc
+    except Exception as exc:  # torch.load and the export raise many types on a corrupt checkpoint
+        line = one_line(exc)
+        raise GraphError(line if str(weights) in line else f"cannot load weights {weights}: {line}") from exc
     log(f"exported {len(GRAPH_NAMES)} graphs in {manifest['export_seconds']:.1f} s")
     return folder

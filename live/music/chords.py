@@ -53,11 +53,26 @@ class ChordError(ValueError):
     """A chord label or progression that cannot be read."""
 
 
+SHOWN_CHARS = 24
+
+
+def _shown(text: str) -> str:
+    """``text`` quoted for an error message, cut to ``SHOWN_CHARS`` characters."""
+    return repr(text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "...")
+
+
+# A note name: a letter (either case) and any number of sharps (#) or flats (b). The one spelling
+# rule for roots and basses, in Harte labels and pop symbols alike.
+NOTE_PATTERN = r"[A-Ga-g][#b]*"
+_NOTE = re.compile(NOTE_PATTERN)
+
+
 def parse_root(name: str) -> int:
     """Pitch class of a note name such as ``C``, ``F#``, ``Bb`` or ``Cb``."""
-    if not name or name[0].upper() not in _LETTER_PC or any(c not in "#b" for c in name[1:]):
-        raise ChordError(f"not a note name: {name!r}")
-    return (_LETTER_PC[name[0].upper()] + name.count("#") - name.count("b")) % 12
+    if not _NOTE.fullmatch(name):
+        raise ChordError(f"not a note name: {_shown(name)}")
+    accidentals = name[1:]
+    return (_LETTER_PC[name[0].upper()] + accidentals.count("#") - accidentals.count("b")) % 12
 
 
 def parse_label(label: str) -> tuple[int, tuple[int, ...], int] | None:
@@ -69,9 +84,9 @@ def parse_label(label: str) -> tuple[int, tuple[int, ...], int] | None:
     quality, _, inversion = (rest or "maj").partition("/")
     root = parse_root(root_text)
     if quality not in QUALITIES:
-        raise ChordError(f"unknown chord quality {quality!r} in {label!r}")
+        raise ChordError(f"unknown chord quality {_shown(quality)} in {_shown(label)}")
     if inversion and inversion not in DEGREES:
-        raise ChordError(f"unknown bass degree {inversion!r} in {label!r}")
+        raise ChordError(f"unknown bass degree {_shown(inversion)} in {_shown(label)}")
     intervals = QUALITIES[quality]
     bass_interval = DEGREES[inversion] if inversion else 0
     if bass_interval not in intervals:
@@ -143,7 +158,7 @@ def root_quality(label: str) -> str:
 
 # Performer progressions: "C Am F G", "F#m7 B7 | Emaj7", "G/B", "N".
 
-_SYMBOL = re.compile(r"^([A-Ga-g][#b]?)([^/]*)(?:/([A-Ga-g][#b]?))?$")
+_SYMBOL = re.compile(rf"^({NOTE_PATTERN})([^/]*)(?:/({NOTE_PATTERN}))?$")
 _POP_QUALITIES = {
     "": "maj", "maj": "maj", "M": "maj", "m": "min", "min": "min", "-": "min",
     "7": "7", "dom7": "7", "maj7": "maj7", "M7": "maj7", "m7": "min7", "min7": "min7", "-7": "min7",
@@ -160,14 +175,35 @@ def symbol_to_label(symbol: str) -> str:
         return symbol
     match = _SYMBOL.match(symbol)
     if not match or match.group(2) not in _POP_QUALITIES:
-        raise ChordError(f"cannot read chord {symbol!r} (try C, Am, F#m7, Bbmaj7, Dsus4, G/B, N)")
+        raise ChordError(f"cannot read chord {_shown(symbol)} (try C, Am, F#m7, Bbmaj7, Dsus4, G/B, N)")
     root_name, kind, bass_name = match.groups()
-    root = parse_root(root_name[0].upper() + root_name[1:])
+    root = parse_root(root_name)
     label = f"{NOTE_NAMES[root]}:{_POP_QUALITIES[kind]}"
     if bass_name:
-        interval = (parse_root(bass_name[0].upper() + bass_name[1:]) - root) % 12
+        interval = (parse_root(bass_name) - root) % 12
         label += f"/{_DEGREE_OF[interval]}"
     return label
+
+
+# A comment runs from a "#" at a line's start or after whitespace to the line's end; a "#" inside
+# a token is a sharp (C#:min7, F#m).
+_COMMENT = re.compile(r"(?:^|(?<=\s))#.*$")
+
+
+def chord_file_labels(text: str) -> list[str]:
+    """The chords of a chord file (``chords.txt``) -> one Harte label per token.
+
+    Tokens are separated by whitespace; each is a Harte label or a pop symbol
+    (:func:`symbol_to_label`). ``ChordError`` names the line of a chord that cannot be read.
+    """
+    labels: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        for token in _COMMENT.sub("", line).split():
+            try:
+                labels.append(symbol_to_label(token))
+            except ChordError as exc:
+                raise ChordError(f"line {number}: {exc}") from None
+    return labels
 
 
 def progression_labels(text: str, beats_per_bar: int = 4) -> list[str]:
@@ -184,7 +220,7 @@ def progression_labels(text: str, beats_per_bar: int = 4) -> list[str]:
     labels: list[str] = []
     for bar in bars:
         if not bar or len(bar) > beats_per_bar:
-            raise ChordError(f"a bar needs 1 to {beats_per_bar} chords, got {len(bar)} in {text!r}")
+            raise ChordError(f"a bar needs 1 to {beats_per_bar} chords, got {len(bar)} in {_shown(text)}")
         counts = [beats_per_bar // len(bar)] * len(bar)
         counts[0] += beats_per_bar - sum(counts)
         for symbol, count in zip(bar, counts):

@@ -48,9 +48,9 @@ _BIT_WEIGHTS = 1 << np.arange(DUR_BITS - 1, -1, -1)
 class Segment:
     """One 2-bar segment of music: ``accompaniment`` and ``melody`` note lists ``(N, 4)``, onsets 0..31.
 
-    What the renderers produce and the scheduler loops. ``melody`` is empty without a content
-    piece; ``index`` is the segment's position in the loop; ``shift`` is the melody's
-    transposition in semitones (0 without content).
+    What the renderers produce and the scheduler loops. ``melody`` is the content piece's melody
+    in style mode, else the anchor's own (empty when it has none); ``index`` is the segment's
+    position in the loop; ``shift`` is the melody's transposition in semitones (0 without content).
     """
 
     accompaniment: np.ndarray

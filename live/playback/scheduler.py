@@ -9,7 +9,11 @@ with an accompaniment and a melody note list ``(N, 4)`` (onsets 0..31).
   step's note-ons, and (with ``clock_out``) 24 ppqn MIDI clock. It never waits on inference.
 - ``Regenerator`` owns the **inference worker**. When a control changes it renders the segment
   playing at the expected splice and the next one, hands them to ``Scheduler.install`` (they land
-  at the next quantum boundary: beat, bar or segment), then renders the rest of the loop.
+  at the next quantum boundary: beat, bar or segment), then renders the rest of the loop. The first
+  change after a quiet spell is rendered at once; while a render already lands at the coming
+  boundary, the next one starts as late as it can and still reach the boundary after (the slowest
+  recent render times ``RENDER_SAFETY`` plus ``RENDER_MARGIN_S`` before it), taking the newest
+  state then: a fader flood costs one render per boundary, not one render after another.
 
 At a splice every sounding note ends at the boundary step, before that step's note-ons, so there
 is no gap, no doubled key and no note left hanging. A note is never longer than ``max_note_steps``.
@@ -43,8 +47,12 @@ QUANTUM_STEPS = {"beat": STEPS_PER_BEAT, "bar": STEPS_PER_BAR, "segment": STEPS}
 SPIN_S = 0.0012
 MAX_SLEEP_S = 0.01
 LATE_S = 0.002
+VERY_LATE_S = 0.010
 SKIP_S = 0.5
 RT_PRIORITY = 10
+RENDER_SAFETY = 2.0
+RENDER_MARGIN_S = 0.05
+RECENT_RENDERS = 8
 
 
 def follow_velocities(notes: np.ndarray, reference: np.ndarray, default: int = 80) -> np.ndarray:
@@ -83,7 +91,7 @@ class Scheduler:
     ``midi`` is a ``live.playback.midiout.MidiOut``, ``recorder`` a ``live.playback.recorder.Recorder`` or ``None``.
     ``material`` is the initial loop (list of ``Segment``). ``stats`` holds the timing figures:
     ``lateness`` (seconds after each step deadline, the last 10 000), ``late`` (count over
-    ``LATE_S``), ``worst`` ``(seconds, step)``, ``steps``. ``beats`` is a queue of ``(bar, beat)`` put at every beat.
+    ``LATE_S``), ``very_late`` (over ``VERY_LATE_S``), ``worst`` ``(seconds, step)``, ``steps``. ``beats`` is a queue of ``(bar, beat)`` put at every beat.
     """
 
     def __init__(self, clock, midi, material: list[Segment], recorder=None, quantum: str = "beat",
@@ -102,6 +110,7 @@ class Scheduler:
         self.beats: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
         self.lateness: deque[float] = deque(maxlen=10_000)
         self.late = 0
+        self.very_late = 0
         self.worst = (0.0, -1)
         self.steps = 0
         self._material = list(material)
@@ -226,6 +235,7 @@ class Scheduler:
                         self._next_step = tick // TICKS_PER_STEP + 1
                 self.lateness.append(late)
                 self.late += late > LATE_S
+                self.very_late += late > VERY_LATE_S
                 if late > self.worst[0]:
                     self.worst = (late, tick // TICKS_PER_STEP)
                 self.steps += 1
@@ -322,6 +332,9 @@ class Regenerator:
         self._key = key
         self._panic_key = panic_key
         self._wake = threading.Event()
+        self._halt = threading.Event()
+        self._recent: deque[float] = deque(maxlen=RECENT_RENDERS)
+        self._landed = -1
         self._state = None
         self._lock = threading.Lock()
         self._running = False
@@ -338,11 +351,13 @@ class Regenerator:
 
     def start(self, state) -> None:
         self._running = True
+        self._halt.clear()
         self._thread = threading.Thread(target=self._run, args=(state,), name="vis2mus-infer", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._running = False
+        self._halt.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5.0)
@@ -354,22 +369,50 @@ class Regenerator:
             self._wake.clear()
         return state
 
+    def _pending(self):
+        with self._lock:
+            return self._state
+
     def _run(self, played) -> None:
         rest: list[int] = []
         rest_state = None
         while self._running:
             if not rest:
                 self._wake.wait()
-            state = self._take()
             if not self._running:
                 return
-            if state is not None and self._key(state) != self._key(played):
+            pending = self._pending()
+            if pending is not None and self._key(pending) != self._key(played):
+                # Coalesce: one first render per boundary; every change until it must start is
+                # folded into it.
+                self._halt.wait(max(0.0, self._start_by() - time.perf_counter()))
+                state = self._take()
+                if not self._running:
+                    return
+                if state is None or self._key(state) == self._key(played):
+                    continue
                 rest, rest_state = self._first(state, played), state
                 played = state
                 continue
+            self._take()
             if rest and rest_state is not None:
                 index = rest.pop(0)
                 self._safe_render(rest_state, [index], panic=False)
+
+    def _budget_s(self) -> float:
+        """Time to allow for a first render: the slowest of the recent ones, with a margin."""
+        slowest = max(self._recent, default=self.last_ms / 1000.0)
+        return slowest * RENDER_SAFETY + RENDER_MARGIN_S
+
+    def _start_by(self) -> float:
+        """When the next first render may start (``perf_counter``): as late as it can and still
+        reach the boundary after the one the last first render landed on (at once when that time
+        has passed: the first change after a quiet spell, or a stopped clock)."""
+        sch = self.scheduler
+        if self._landed > sch.next_step + QUANTUM_STEPS[sch.quantum]:
+            return 0.0  # the clock was located back (external clock): the last landing says nothing
+        at = sch.clock.time_of(next_boundary(self._landed + 1, sch.quantum) / STEPS_PER_BEAT)
+        return at - self._budget_s() if math.isfinite(at) else 0.0
 
     def _expected_step(self) -> int:
         """Where the playback will be once a render of the last measured length is done."""
@@ -390,18 +433,21 @@ class Regenerator:
         current = (step // STEPS) % n_segments
         first = [current] if n_segments == 1 else [current, (current + 1) % n_segments]
         t0 = time.perf_counter()
-        if not self._safe_render(state, first, panic=panic):
+        landed = self._safe_render(state, first, panic=panic)
+        if landed is None:
             return []
+        self._landed = landed
         self.last_ms = (time.perf_counter() - t0) * 1000.0
+        self._recent.append(self.last_ms / 1000.0)
         return [i for i in range(n_segments) if i not in first]
 
-    def _safe_render(self, state, indices: list[int], panic: bool) -> bool:
+    def _safe_render(self, state, indices: list[int], panic: bool) -> int | None:
+        """Render and install ``indices``; the step where they take over, ``None`` on failure."""
         try:
             n_segments, sections = self._render(state, indices)
         except Exception as exc:  # keep playing the current loop
             self.errors += 1
             log.warning(f"render failed, keeping the current loop: {exc}")
-            return False
+            return None
         self.renders += 1
-        self.scheduler.install(dict(zip(indices, sections)), n_segments=n_segments, panic=panic)
-        return True
+        return self.scheduler.install(dict(zip(indices, sections)), n_segments=n_segments, panic=panic)

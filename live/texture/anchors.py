@@ -12,12 +12,12 @@ import hashlib
 import os
 import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from live.music.chords import ChordError, labels_to_rows, progression_labels, recognize_chords, symbol_to_label
+from live.music.chords import ChordError, chord_file_labels, labels_to_rows, progression_labels, recognize_chords
 from live.music.midifile import MidiFormatError, read_midi
 from live.music.notes import BEATS_PER_SEGMENT, ONSET, STEPS, TEMPO_RANGE, empty_notes
 
@@ -71,10 +71,25 @@ def _fail(folder: Path, reason: str) -> AnchorError:
     return AnchorError(f"anchor {folder.name!r} ({folder}): {reason}")
 
 
+def _inside(folder: Path, name: object, what: str) -> Path:
+    """``folder / name``, or :class:`AnchorError` unless it stays inside ``folder`` (a resolved
+    path): no absolute path, no ``..``, no symbolic link that leads out. The message names the
+    entry, never the contents of what it points at."""
+    if not isinstance(name, str) or not name.strip():
+        raise _fail(folder, f"{what} must be a file name inside the anchor folder")
+    relative = PurePath(name)
+    if relative.is_absolute() or ".." in relative.parts:
+        raise _fail(folder, f"{what} {name!r} must name a file inside the anchor folder (no absolute path, no '..')")
+    path = folder / relative
+    if not path.resolve().is_relative_to(folder):
+        raise _fail(folder, f"{what} {name!r} is a link that leads outside the anchor folder")
+    return path
+
+
 def _read_toml(folder: Path) -> dict:
-    path = folder / "anchor.toml"
     if not folder.is_dir():
         raise AnchorError(f"anchor folder {folder} does not exist")
+    path = _inside(folder, "anchor.toml", "anchor.toml")
     if not path.is_file():
         raise _fail(folder, "no anchor.toml")
     try:
@@ -82,6 +97,8 @@ def _read_toml(folder: Path) -> dict:
             meta = tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
         raise _fail(folder, f"anchor.toml is not valid TOML ({exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _fail(folder, f"anchor.toml cannot be read ({exc.__class__.__name__})") from None
     unknown = set(meta) - {"title", "tempo", "files", "chords"}
     if unknown:
         raise _fail(folder, f"anchor.toml has unknown keys {sorted(unknown)} (title, tempo, files, chords)")
@@ -94,11 +111,11 @@ def _file(folder: Path, meta: dict, key: str, required: bool) -> Path | None:
     if not isinstance(files, dict) or set(files) - set(_FILE_KEYS):
         raise _fail(folder, f"[files] may only name {', '.join(_FILE_KEYS)}")
     named = key in files
-    path = folder / str(files.get(key, _DEFAULT_FILES[key]))
+    path = _inside(folder, files.get(key, _DEFAULT_FILES[key]), f"[files] {key}" if named else key)
     if path.is_file():
         return path
     if required or named:
-        raise _fail(folder, f"{key} file {path.name} is missing")
+        raise _fail(folder, f"{key} file {path.relative_to(folder)} is missing")
     return None
 
 
@@ -106,7 +123,7 @@ def _read_image(folder: Path, path: Path) -> np.ndarray:
     try:
         with Image.open(path) as img:
             image = np.asarray(img.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
         raise _fail(folder, f"{path.name} is not a readable image ({exc.__class__.__name__})") from None
     if image.shape[0] < 2 or image.shape[1] < 2:
         raise _fail(folder, f"{path.name} is {image.shape[1]}x{image.shape[0]} pixels; at least 2x2 needed")
@@ -114,15 +131,27 @@ def _read_image(folder: Path, path: Path) -> np.ndarray:
 
 
 def _read_notes(folder: Path, path: Path, part: str) -> tuple[np.ndarray, int, float]:
-    """Notes of all tracks, length in bars (even, > 0) and tempo of a MIDI file."""
+    """Notes of all tracks, length in bars (up to the end of the last note) and tempo of a MIDI file."""
     try:
         piece = read_midi(path)
     except MidiFormatError as exc:
         raise _fail(folder, f"{part}: {exc.reason}") from None
-    if piece.n_bars % 2:
-        raise _fail(folder, f"{part} {path.name} has {piece.n_bars} bars; an anchor needs an even number "
-                            "(2-bar segments)")
     return piece.notes(), piece.n_bars, piece.bpm
+
+
+def _length_in_bars(folder: Path, bars: dict[str, int], names: dict[str, str]) -> int:
+    """The piece's length in bars: the accompaniment's (even), which a shorter melody is padded to
+    with rests; a content piece's melody is padded to an even number of bars."""
+    if "accompaniment" not in bars:
+        return bars["melody"] + bars["melody"] % 2
+    n_bars = bars["accompaniment"]
+    if n_bars % 2:
+        raise _fail(folder, f"accompaniment {names['accompaniment']} has {n_bars} bars; an anchor needs an even "
+                            "number (2-bar segments)")
+    if bars.get("melody", 0) > n_bars:
+        raise _fail(folder, f"melody has {bars['melody']} bars but the accompaniment has {n_bars} "
+                            "(a shorter melody is padded with rests, a longer one is not cut)")
+    return n_bars
 
 
 def _read_labels(folder: Path, meta: dict, n_beats: int, accompaniment: np.ndarray) -> list[str]:
@@ -134,17 +163,19 @@ def _read_labels(folder: Path, meta: dict, n_beats: int, accompaniment: np.ndarr
                 raise _fail(folder, "chords in anchor.toml must be a progression string such as \"C Am F G\"")
             labels = progression_labels(meta["chords"])
             return [labels[i % len(labels)] for i in range(n_beats)]
-        if path is not None:
-            lines = [line.split("#", 1)[0] for line in path.read_text().splitlines()]
-            labels = [symbol_to_label(token) for line in lines for token in line.split()]
-            if len(labels) != n_beats:
-                raise _fail(folder, f"{path.name} has {len(labels)} chords; the piece has {n_beats} beats "
-                                    "(one chord per beat)")
-            return labels
     except ChordError as exc:
-        raise _fail(folder, f"chords: {exc}") from None
-    except UnicodeDecodeError:
-        raise _fail(folder, f"{path.name} is not a text file") from None
+        raise _fail(folder, f"chords in anchor.toml: {exc}") from None
+    if path is not None:
+        name = path.relative_to(folder)
+        try:
+            labels = chord_file_labels(path.read_text(encoding="utf-8"))
+        except ChordError as exc:
+            raise _fail(folder, f"{name} {exc}") from None
+        except (UnicodeDecodeError, OSError):
+            raise _fail(folder, f"{name} is not a readable text file") from None
+        if len(labels) != n_beats:
+            raise _fail(folder, f"{name} has {len(labels)} chords; the piece has {n_beats} beats (one chord per beat)")
+        return labels
     if len(accompaniment) == 0:
         raise _fail(folder, "a content piece without accompaniment needs chords (chords.txt or chords = ...)")
     return recognize_chords(accompaniment, n_beats)
@@ -183,14 +214,13 @@ def load_anchor(path: str | os.PathLike) -> Anchor:
         raise _fail(folder, "needs accompaniment.mid (a texture anchor) or melody.mid (a content piece)")
     parts: dict[str, np.ndarray] = {"accompaniment": empty_notes(), "melody": empty_notes()}
     bars: dict[str, int] = {}
+    names: dict[str, str] = {}
     bpm = 120.0
     for part, part_path in (("melody", mel_path), ("accompaniment", acc_path)):
         if part_path is not None:
             parts[part], bars[part], bpm = _read_notes(folder, part_path, part)
-    n_bars = max(bars.values())
-    if len(set(bars.values())) > 1:
-        raise _fail(folder, f"melody has {bars['melody']} bars but the accompaniment has {bars['accompaniment']}")
-    n_segments = n_bars // 2
+            names[part] = str(part_path.relative_to(folder))
+    n_segments = _length_in_bars(folder, bars, names) // 2
     if len(parts["accompaniment"]):
         per_segment = np.bincount(parts["accompaniment"][:, ONSET] // STEPS, minlength=n_segments)
         empty = np.flatnonzero(per_segment[:n_segments] == 0)

@@ -139,6 +139,19 @@ class Peer:
                     keys[(ch, m[1])] -= 1
         return {k for k, n in keys.items() if n > 0}
 
+    def sounding(self) -> set[tuple[int, int]]:
+        """Held keys as a synth hears them: those whose channel got no CC 123 (all notes off) after
+        their last note-on. The dummy JACK driver can drop an event in an xrun on a busy machine;
+        a final CC 123 covers such a lost note-off, as it does at a real synth."""
+        last_on: dict[tuple[int, int], int] = {}
+        cleared: dict[int, int] = {}
+        for i, (_, m) in enumerate(self.snapshot()):
+            if len(m) == 3 and m[0] & 0xF0 == NOTE_ON and m[2] > 0:
+                last_on[(m[0] & 15, m[1])] = i
+            elif len(m) == 3 and m[0] & 0xF0 == CONTROL and m[1] == 123:
+                cleared[m[0] & 15] = i
+        return {key for key in self.held() if cleared.get(key[0], -1) < last_on.get(key, -1)}
+
     def close(self) -> None:
         self.midi_in.close_port()
         self.midi_in.delete()
