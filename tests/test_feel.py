@@ -295,6 +295,12 @@ def test_the_server_prepares_anchors_when_idle_and_fader_moves_then_decode_nothi
     assert not Renderer(anchors, content_pieces(), None).warm_one()
 
 
+def engine_provider() -> str:
+    from live.inference.engine import choose_provider
+
+    return choose_provider("auto")
+
+
 def test_the_server_settings_choose_the_mode_and_register():
     from live.app.config import parse_settings
     from live.app.renderer import load_renderer
@@ -302,6 +308,6 @@ def test_the_server_settings_choose_the_mode_and_register():
     anchors = {"stride": default_anchors()["stride"]}
     settings = parse_settings(["--mode", "paper", "--register", "40-90", "--no-record"])
     renderer, note = load_renderer(settings, anchors, content_pieces())
-    assert renderer.vis2mus.mode == "paper" and renderer.vis2mus.register == (40, 90) and "paper mode" in note
+    assert renderer.vis2mus.mode == "paper" and renderer.vis2mus.register == (40, 90) and note == engine_provider()
     renderer, note = load_renderer(parse_settings(["--no-record"]), anchors, content_pieces())
-    assert renderer.vis2mus.mode == "feel" and renderer.vis2mus.register == (28, 100) and "feel mode" in note
+    assert renderer.vis2mus.mode == "feel" and renderer.vis2mus.register == (28, 100) and note == engine_provider()

@@ -91,8 +91,7 @@ def load_renderer(settings, anchors: dict, contents: dict) -> tuple[Renderer, st
 
         engine = Engine.from_weights(settings.weights, device=settings.device, threads=settings.threads,
                                      log=log.info, exporter=exporter())
-        vis2mus = Vis2Mus(engine, mode=settings.mode, register=settings.register)
-        note = f"{engine.provider}, {settings.mode} mode"
+        vis2mus, note = Vis2Mus(engine, mode=settings.mode, register=settings.register), engine.provider
     except Exception as exc:  # missing/corrupt weights or an ONNX failure: play on without regeneration
         log.warning("no regeneration (%s); playing the anchors as they are", one_line(exc))
         vis2mus, note = None, f"off ({one_line(exc)})"
