@@ -192,7 +192,8 @@ def test_fold_into_moves_by_octaves_into_the_range():
     out = fold_into(notes, 28, 100)
     assert sorted(out[:, PITCH].tolist()) == [28, 33, 40, 96, 100]
     assert set((out[:, PITCH] % 12).tolist()) == set((notes[:, PITCH] % 12).tolist())
-    assert fold_into(notes, 28, 100) is not notes and fold_into(make_notes([(0, 60, 1)]), 28, 100)[0, PITCH] == 60
+    merged = fold_into(make_notes([(0, 100, 2), (0, 112, 6), (4, 60, 1)]), 28, 100)
+    assert merged[:, [ONSET, PITCH, DURATION]].tolist() == [[0, 100, 6], [4, 60, 1]]
 
 
 def test_keep_under_moves_overlapping_notes_below_the_melody():
