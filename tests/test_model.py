@@ -145,12 +145,18 @@ def test_resume_gives_identical_next_step_losses(tmp_path):
     assert (tmp_path / "a" / "epochs.csv").read_text().count("\n") == 2
 
 
-def test_ship_and_load_errors(tmp_path):
+def one_epoch_run(tmp_path: Path) -> Trainer:
+    """A tiny model trained for one batch and one epoch end in ``tmp_path/run`` (on a generated file)."""
     path = tmp_path / "syn.npz"
     synthetic_file(str(path), n_songs=3, segments_per_song=4)
     trainer = Trainer(Segments(str(path)), CONFIGS["tiny"], tmp_path / "run", batch_size=4, greedy_segments=2)
     trainer.train_batch()
     trainer.end_epoch()
+    return trainer
+
+
+def test_ship_and_load_errors(tmp_path):
+    trainer = one_epoch_run(tmp_path)
     card = ship(tmp_path / "run", tmp_path / "w" / "m.pt")
     assert card["config"] == CONFIGS["tiny"].to_dict() and card["epochs"][0]["epoch"] == 1
     model = load_model(tmp_path / "w" / "m.pt")
@@ -173,17 +179,13 @@ def test_shipped_weights_reconstruct_a_composed_fixture():
     batch = batch_of(notes, chords)
     decoded = grids_to_notes(model.reconstruct(batch["chords"], batch["pr_mat"]))
     counts = sum(match_counts(ref, est) for ref, est in zip(notes, decoded))
-    # polydis-small (epoch 3 + 424 batches) scores 0.61 on this fixture
-    assert f1_from_counts(counts) >= 0.55, counts
+    # polydis-small (716 k examples, two sessions) scores 0.80 on this fixture (the first session 0.61)
+    assert f1_from_counts(counts) >= 0.7, counts
 
 
 def test_a_crafted_checkpoint_is_refused_not_run(tmp_path):
     """A last.pt that pickles a callable must not execute it on --resume or --ship --which last."""
-    path = tmp_path / "syn.npz"
-    synthetic_file(str(path), n_songs=3, segments_per_song=4)
-    trainer = Trainer(Segments(str(path)), CONFIGS["tiny"], tmp_path / "run", batch_size=4, greedy_segments=2)
-    trainer.train_batch()
-    trainer.end_epoch()
+    trainer = one_epoch_run(tmp_path)
     marker = tmp_path / "pwned"
 
     class Payload:
