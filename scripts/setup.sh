@@ -24,5 +24,5 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # The pinned CPU build first: an unpinned torch would pull a multi-GB CUDA build.
 .venv/bin/python -m pip install -q torch==2.13.0
-.venv/bin/python -m pip install -q -e '.[train,test]'
+.venv/bin/python -m pip install -q -e '.[train,test,report]'
 echo "setup: done (.venv ready)"

@@ -52,6 +52,7 @@ def test_every_option_is_settable_on_the_command_line_and_in_toml(tmp_path):
         "chord_hold": ("0.5", 0.5), "thru_channel": ("4", 4), "midi_offset": ("-12.5", -12.5),
         "melody_channel": ("5", 5), "accompaniment_channel": ("6", 6), "oscquery": ("9101", 9101),
         "oscquery_host": ("0.0.0.0", "0.0.0.0"),
+        "mode": ("paper", "paper"), "register": ("36-96", (36, 96)),
     }
     flags = {"follow_velocity", "clock_out", "no_record", "camera", "image", "no_midi_in", "oscquery_advertise",
              "link"}
@@ -114,6 +115,10 @@ def test_command_line_wins_over_the_file(tmp_path):
     ("[presets.1]\nanchor = 'rain'\nhue = 2\n", "unknown key 'hue'"),
     ("[presets.x]\nanchor = 'rain'\n", "preset numbers are 0..127"),
     ("[presets.200]\nanchor = 'rain'\n", "preset numbers are 0..127"),
+    ("mode = 'loud'\n", "expected one of feel, paper"),
+    ("register = [60, 65]\n", "spanning an octave"),
+    ("register = '20-200'\n", "out of range 0..127"),
+    ("register = [1, 2, 3]\n", "LOW-HIGH"),
 ])
 def test_bad_files_are_one_line_errors(tmp_path, text, fragment):
     with pytest.raises(ConfigError) as error:

@@ -52,16 +52,18 @@ def test_render_batches_segments_and_matches_single_renders(engine):
 
 def test_zero_alphas_keep_the_anchor_unless_asked_for_the_reconstruction(engine):
     anchor = default_anchors()["block_chords"]
-    kept = Vis2Mus(engine).render(anchor, 0.0, 0.0, [1])[0]
-    np.testing.assert_array_equal(kept.accompaniment, anchor.segment("accompaniment", 1))
-    decoded = Vis2Mus(engine, keep_original=False).render(anchor, 0.0, 0.0, [1])[0]
+    for v2m in (Vis2Mus(engine), Vis2Mus(engine, mode="paper"), Vis2Mus(engine, keep_original=False)):
+        kept = v2m.render(anchor, 0.0, 0.0, [1])[0]
+        np.testing.assert_array_equal(kept.accompaniment, anchor.segment("accompaniment", 1))
+    decoded = Vis2Mus(engine, mode="paper", keep_original=False).render(anchor, 0.0, 0.0, [1])[0]
     check_segment_notes(decoded.accompaniment)
+    assert not np.array_equal(decoded.accompaniment, kept.accompaniment)
 
 
 def test_the_edited_feature_map_is_what_gets_decoded(engine):
     from live.texture.transform import adjust
 
-    v2m = Vis2Mus(engine)
+    v2m = Vis2Mus(engine, mode="paper")
     anchor = default_anchors()["pop_comping"]
     maps, z_chd = v2m.prepare(anchor)
     assert maps.shape == (4, 10, 8, 29) and z_chd.shape == (4, 256)

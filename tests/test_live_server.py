@@ -376,7 +376,8 @@ def test_oscsend_brightness_changes_the_notes_from_the_next_beat(server_factory,
 
     weights, folder = random_weights
     anchor, bpm = "arpeggios", 120.0
-    renderer = Renderer(default_anchors(), content_pieces(), Vis2Mus(Engine(folder, device="cpu")))
+    # paper mode: the random model's decode plays as it is, so a brightness change reaches most steps
+    renderer = Renderer(default_anchors(), content_pieces(), Vis2Mus(Engine(folder, device="cpu"), mode="paper"))
     expected = {}
     for alpha in (0.0, 0.8):
         state = State(anchor=anchor, alpha_b=alpha)
@@ -391,7 +392,7 @@ def test_oscsend_brightness_changes_the_notes_from_the_next_beat(server_factory,
     with JackServer(f"v2mbright{os.getpid()}", period=1024):
         peer = Peer("peer")
         srv = server_factory("--midi-port", peer.port, "--bpm", str(bpm), "--clock-out", "--anchor", anchor,
-                             "--weights", str(weights), "--device", "cpu")
+                             "--weights", str(weights), "--device", "cpu", "--mode", "paper")
         wait_for_notes(peer, 8)
         time.sleep(1.3)
         sent_at = time.perf_counter()

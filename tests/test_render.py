@@ -98,6 +98,9 @@ def test_style_transfer_render_has_melody_and_style_tempo(weights, tmp_path):
         (["--anchor", "stride", "--contrast", "x"], "--contrast: 'x' is not a number"),
         (["--anchor", "stride", "--weights", "/nonexistent/w.pt"], "weights not found"),
         (["--brightness", "0.5"], "--anchor NAME|PATH is required"),
+        (["--anchor", "stride", "--register", "60-65"], "spanning an octave"),
+        (["--anchor", "stride", "--register", "low"], "--register: 'low' is not LOW-HIGH"),
+        (["--feel", "/nonexistent/anchors"], "--feel: /nonexistent/anchors is not a folder"),
     ],
 )
 def test_errors_are_one_line_with_exit_status_2(tmp_path, capsys, args, message):

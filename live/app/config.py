@@ -24,6 +24,8 @@ from live.control.midimap import Binding, MapError, map_table, parse_map
 from live.control.oscspace import DEFAULT_HOST, DEFAULT_PORT, parse_host_port
 from live.control.params import (ALPHA_RANGE, OFFSET_RANGE, PRESET_RANGE, QUANTA, SOURCES, TEMPO_RANGE, VELOCITY_RANGE,
                                  Params, Preset, State)
+from live.texture.register import DEFAULT_RANGE, check_range
+from live.texture.vis2mus import MODES
 
 MIDI_APIS = ("auto", "alsa", "jack", "coremidi", "winmm")
 DEVICES = ("auto", "cpu", "cuda")
@@ -73,6 +75,8 @@ class Settings:
     weights: str | None = None
     device: str = "auto"
     threads: int = 1
+    mode: str = "feel"
+    register: tuple[int, int] = DEFAULT_RANGE
     status: str = "line"
     midi_in: str | None = None
     no_midi_in: bool = False
@@ -188,6 +192,21 @@ def _reply(value: Any) -> tuple[str, int]:
         raise ConfigError(str(error)) from None
 
 
+def _register(value: Any) -> tuple[int, int]:
+    if isinstance(value, str):
+        low, sep, high = value.partition("-")
+        items = [low, high] if sep else [value]
+    else:
+        items = value
+    if not isinstance(items, (list, tuple)) or len(items) != 2:
+        raise ConfigError(f"expected LOW-HIGH MIDI pitches such as 28-100, got {value!r}")
+    low, high = (_number(int, 0, 127)(item.strip() if isinstance(item, str) else item) for item in items)
+    try:
+        return check_range(low, high)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
 @dataclass(frozen=True)
 class Option:
     """One server option: its settings field, command-line flag, parser, metavar and help.
@@ -236,6 +255,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("weights", _text, "model weights (.pt or exported ONNX folder; default: weights/)", "PATH"),
     Option("device", _choice(DEVICES), "inference device: auto, cpu or cuda (default auto)", "DEV"),
     Option("threads", _number(int, 1, 64), "inference threads (default 1)", "N"),
+    Option("mode", _choice(MODES), "feel (each fader move a small, steady change of the anchor; default) or paper "
+                                   "(the paper's eq. 1/2 straight, the model's decode as it is)", "MODE"),
+    Option("register", _register, "feel mode folds notes by octaves into this MIDI pitch range (default 28-100, "
+                                  "E1..E7)", "LOW-HIGH"),
     Option("status", _choice(STATUS_MODES), "status display: line (live status line), log or off", "MODE"),
     Option("midi_in", _text, "take MIDI control from this existing port instead of a virtual 'Vis2Mus in'",
            "PORT"),

@@ -42,6 +42,8 @@ def _render_main(conn: Connection, settings, anchors: dict, contents: dict) -> N
     renderer, note = load_renderer(settings, anchors, contents)
     conn.send(("ready", note))
     while True:
+        while not conn.poll() and renderer.warm_one():
+            pass
         try:
             message = conn.recv()
         except EOFError:

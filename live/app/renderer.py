@@ -32,6 +32,24 @@ class Renderer:
         self.contents = contents
         self.vis2mus = vis2mus
         self.follow_velocity = follow_velocity
+        self._warmed: set[str] = set()
+
+    def warm_one(self) -> bool:
+        """Do the load-time work of feel mode (``Vis2Mus.feel``) for one anchor that has not had it
+        yet, so the first render after an anchor switch does not pay for it; False when none is
+        left (or without feel mode). An anchor that fails is logged once and left to its render."""
+        if self.vis2mus is None or getattr(self.vis2mus, "mode", "paper") != "feel":
+            return False
+        for anchor in list(self.anchors.values()):
+            if anchor.digest in self._warmed:
+                continue
+            self._warmed.add(anchor.digest)
+            try:
+                self.vis2mus.feel(anchor)
+            except Exception as exc:  # a bad anchor: its own render reports it again
+                log.warning("anchor %s: cannot prepare feel mode (%s: %s)", anchor.name, type(exc).__name__, exc)
+            return True
+        return False
 
     def count(self, state) -> int:
         """Loop length in segments under ``state``."""
@@ -56,7 +74,7 @@ class Renderer:
             chords = progression_rows(state.chords, n_segments * BEATS_PER_SEGMENT) if state.chords else None
             segments = self.vis2mus.render(anchor, state.alpha_b, state.alpha_c, list(indices),
                                            chords=chords, content=content)
-        if self.follow_velocity:
+        if self.follow_velocity and getattr(self.vis2mus, "mode", "paper") == "paper":
             segments = [replace(seg, accompaniment=follow_velocities(
                             seg.accompaniment, anchor.segment("accompaniment", i % anchor.n_segments)))
                         for seg, i in zip(segments, indices)]
@@ -73,7 +91,7 @@ def load_renderer(settings, anchors: dict, contents: dict) -> tuple[Renderer, st
 
         engine = Engine.from_weights(settings.weights, device=settings.device, threads=settings.threads,
                                      log=log.info, exporter=exporter())
-        vis2mus, note = Vis2Mus(engine), engine.provider
+        vis2mus, note = Vis2Mus(engine, mode=settings.mode, register=settings.register), engine.provider
     except Exception as exc:  # missing/corrupt weights or an ONNX failure: play on without regeneration
         log.warning("no regeneration (%s); playing the anchors as they are", one_line(exc))
         vis2mus, note = None, f"off ({one_line(exc)})"

@@ -3,12 +3,15 @@
     vis2mus-render --anchor stride --brightness -1,-0.5,0,0.5,1 --out renders/
     vis2mus-render --anchor pop_comping --content lullaby --contrast 0.6 --out renders/
     vis2mus-render --equivariance --out report/
+    vis2mus-render --feel --out feel/                 # or: --feel FOLDER... (anchor folders)
 
 For each (alpha_b, alpha_c) of the sweep (every brightness with every contrast), it writes
 ``<stem>.mid`` (melody on channel 1, accompaniment on channel 2, the tempo), ``<stem>_roll.png``
 (a piano roll), ``<stem>_image.png`` (the transformed picture) and ``<stem>.wav`` (when fluidsynth
 and a General MIDI soundfont are installed). ``--equivariance`` writes the equivariance report of
-:mod:`live.offline.equivariance` instead.
+:mod:`live.offline.equivariance` instead; ``--feel`` the fader-feel report of
+:mod:`live.offline.feel` (response curves per anchor as PNGs, the measures as a table, paper mode
+against feel mode).
 """
 
 from __future__ import annotations
@@ -28,10 +31,11 @@ from live import logs
 from live.checks import one_line
 from live.music.midifile import write_midi
 from live.music.notes import ACCOMPANIMENT_CHANNEL, DURATION, MELODY_CHANNEL, ONSET, PITCH, STEPS, Segment, join_segments
-from live.texture.anchors import Anchor, AnchorError, find
+from live.texture.anchors import Anchor, AnchorError, content_pieces, default_anchors, find, load_anchor, load_folder
+from live.texture.register import DEFAULT_RANGE, check_range
 from live.texture.style import blend_images, choose_tempo
 from live.texture.transform import adjust, check_alpha
-from live.texture.vis2mus import Vis2Mus
+from live.texture.vis2mus import MODES, Vis2Mus
 
 SOUNDFONTS = (
     "/usr/share/sounds/sf2/FluidR3_GM.sf2",
@@ -205,6 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--equivariance", action="store_true",
                         help="write the equivariance report over every shipped anchor instead")
+    parser.add_argument("--feel", nargs="*", metavar="FOLDER",
+                        help="write the fader-feel report instead: the shipped anchors, or these anchor folders "
+                             "(or folders of anchor folders)")
+    parser.add_argument("--mode", choices=MODES,
+                        help="feel (calibrated, relative to the anchor; default) or paper (eq. 1/2 straight, "
+                             "the default of --equivariance)")
+    parser.add_argument("--register", default=f"{DEFAULT_RANGE[0]}-{DEFAULT_RANGE[1]}",
+                        help="feel mode's pitch range LOW-HIGH in MIDI numbers (default 28-100, E1..E7)")
     parser.add_argument("--keep-content-tempo", action="store_true",
                         help="style mode: keep the content's tempo instead of adopting the style's")
     parser.add_argument("--weights", help="weights file (default weights/polydis-small.pt)")
@@ -230,6 +242,31 @@ def join_negative_values(argv: list[str], options: tuple[str, ...]) -> list[str]
     return out
 
 
+def parse_register(text: str) -> tuple[int, int]:
+    """``"28-100"`` -> ``(28, 100)``; ``ValueError`` with one line otherwise."""
+    low, sep, high = text.partition("-")
+    if not sep or not low.strip().isdigit() or not high.strip().isdigit():
+        raise ValueError(f"--register: {text!r} is not LOW-HIGH (MIDI numbers, e.g. 28-100)")
+    return check_range(int(low), int(high))
+
+
+def feel_anchors(paths: list[str]) -> dict[str, Anchor]:
+    """The anchors ``--feel`` measures: the shipped ones, or each path (an anchor folder, or a
+    folder of anchor folders)."""
+    if not paths:
+        return dict(default_anchors())
+    anchors: dict[str, Anchor] = {}
+    for path in paths:
+        folder = Path(path)
+        if not folder.is_dir():
+            raise ValueError(f"--feel: {path} is not a folder")
+        found = {folder.name: load_anchor(folder)} if (folder / "anchor.toml").is_file() else load_folder(folder)
+        if not found:
+            raise ValueError(f"--feel: {path} holds no anchor folder (no anchor.toml)")
+        anchors.update(found)
+    return anchors
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = join_negative_values(list(sys.argv[1:] if argv is None else argv), ("--brightness", "--contrast"))
     args = build_parser().parse_args(argv)
@@ -245,20 +282,32 @@ def _run(args: argparse.Namespace) -> int:
     brightness = parse_alphas(args.brightness, "brightness")
     contrast = parse_alphas(args.contrast, "contrast")
     out = Path(args.out)
+    register = parse_register(args.register)
+    if args.feel is not None:
+        from live.offline.feel import run_report as run_feel
+
+        anchors = feel_anchors(args.feel)
+        engine = open_engine(args.weights, args.device, args.threads)
+        modes = {"paper": Vis2Mus(engine, mode="paper"), "feel": Vis2Mus(engine, register=register)}
+        if args.mode:
+            modes = {args.mode: modes[args.mode]}
+        run_feel(modes, anchors, list(content_pieces().values()), out)
+        return 0
     if args.equivariance:
         from live.offline.equivariance import run_report
 
         engine = open_engine(args.weights, args.device, args.threads)
         sweep_b = brightness if args.brightness != "0" else None
         sweep_c = contrast if args.contrast != "0" else None
-        run_report(Vis2Mus(engine, keep_original=False), out, sweep_b, sweep_c)
+        run_report(Vis2Mus(engine, keep_original=False, mode=args.mode or "paper", register=register), out,
+                   sweep_b, sweep_c)
         return 0
     if not args.anchor:
         raise ValueError("--anchor NAME|PATH is required (or --equivariance)")
     anchor = find(args.anchor)
     content = find(args.content, content=True) if args.content else None
     soundfont = wav_soundfont(args.soundfont, not args.no_wav, "vis2mus-render")
-    v2m = Vis2Mus(open_engine(args.weights, args.device, args.threads))
+    v2m = Vis2Mus(open_engine(args.weights, args.device, args.threads), mode=args.mode or "feel", register=register)
     picture = base_image(anchor, content)
     pairs = [(b, c) for b in brightness for c in contrast]
     for k, (alpha_b, alpha_c) in enumerate(pairs, 1):

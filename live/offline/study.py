@@ -42,7 +42,7 @@ from live.offline.render import (
 from live.texture.anchors import Anchor, AnchorError, content_pieces, default_anchors
 from live.texture.style import blend_images, choose_tempo
 from live.texture.transform import adjust, check_alpha
-from live.texture.vis2mus import Vis2Mus
+from live.texture.vis2mus import MODES, Vis2Mus
 
 CHANCE = {"brightness": 0.5, "contrast": 0.5, "style": 0.25}
 PAPER = {"brightness": 0.625, "contrast": 0.682, "style": 0.606}
@@ -340,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("--no-wav", action="store_true", help="MIDI and piano rolls only")
     make.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     make.add_argument("--threads", type=int, default=1)
+    make.add_argument("--mode", choices=MODES, default="paper",
+                      help="paper (eq. 1/2 straight, the decode as it is; default, as in the paper's study) or feel")
     sc = sub.add_parser("score", help="score answer files against the key")
     sc.add_argument("answers", nargs="+", help="answer files saved by index.html")
     sc.add_argument("--key", required=True, help="key.json of the study")
@@ -358,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         soundfont = wav_soundfont(args.soundfont, not args.no_wav, "vis2mus-study")
         out = Path(args.out)
-        v2m = Vis2Mus(open_engine(args.weights, args.device, args.threads))
+        v2m = Vis2Mus(open_engine(args.weights, args.device, args.threads), mode=args.mode)
         key = make_study(out, v2m, args.alpha, args.segments, args.seed, soundfont)
         print(f"wrote {len(key['trials'])} trials to {out} (open {out / 'index.html'}; key in {out / 'key.json'})")
         return 0

@@ -74,10 +74,10 @@ def _brightness(values: np.ndarray, alpha: float, high: float) -> np.ndarray:
     return np.clip(values + alpha / 2.0 * peak, 0.0, high)
 
 
-def _contrast(values: np.ndarray, alpha: float, high: float) -> np.ndarray:
-    """Eq. (2) on channel-first ``values`` ``(..., C, H, W)``."""
+def _contrast(values: np.ndarray, factor: float, high: float) -> np.ndarray:
+    """Eq. (2) on channel-first ``values`` ``(..., C, H, W)`` with ``factor = 1 + alpha``."""
     mean = values.mean(axis=(-2, -1), keepdims=True)
-    return np.clip(mean + (values - mean) * (1.0 + alpha), 0.0, high)
+    return np.clip(mean + (values - mean) * factor, 0.0, high)
 
 
 def brightness(x: np.ndarray, alpha: float) -> np.ndarray:
@@ -98,6 +98,15 @@ def adjust(x: np.ndarray, alpha_b: float, alpha_c: float) -> np.ndarray:
     """
     alpha_b = check_alpha(alpha_b, "brightness alpha")
     alpha_c = check_alpha(alpha_c, "contrast alpha")
+    return adjust_factor(x, alpha_b, 1.0 + alpha_c)
+
+
+def adjust_factor(x: np.ndarray, alpha_b: float, factor: float) -> np.ndarray:
+    """:func:`adjust` with eq. (2)'s ``1 + alpha_c`` given as ``factor`` (finite, >= 0), so that
+    contrast can reach beyond 2x. Same shapes, dtypes and clamping as :func:`adjust`."""
+    alpha_b = check_alpha(alpha_b, "brightness alpha")
+    if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not math.isfinite(factor) or factor < 0:
+        raise ValueError(f"contrast factor must be a finite number >= 0, got {factor!r}")
     arr = _as_float(x)
     _check_shape(arr)
     image = _is_image(arr)
@@ -106,7 +115,7 @@ def adjust(x: np.ndarray, alpha_b: float, alpha_c: float) -> np.ndarray:
     values = np.array(planes, dtype=np.float64 if arr.dtype == np.float64 else np.float32, order="C")
     if alpha_b != 0.0:
         values = _brightness(values, alpha_b, high)
-    if alpha_c != 0.0:
-        values = _contrast(values, alpha_c, high)
+    if factor != 1.0:
+        values = _contrast(values, float(factor), high)
     out = _finish(arr, values, high)
     return np.ascontiguousarray(np.moveaxis(out, 0, -1)) if image else out
