@@ -25,4 +25,9 @@ fi
 # The pinned CPU build first: an unpinned torch would pull a multi-GB CUDA build.
 .venv/bin/python -m pip install -q torch==2.13.0
 .venv/bin/python -m pip install -q -e '.[train,test,report]'
+# --test adds the optional peers whose tests skip without them: zeroconf (OSCQuery advertising) and
+# Ableton Link (LinkPython-extern, GPL-2.0-or-later; never installed by the plain setup).
+if [ "${1:-}" = "--test" ]; then
+  .venv/bin/python -m pip install -q -e '.[oscquery,link]'
+fi
 echo "setup: done (.venv ready)"

@@ -81,7 +81,9 @@ def test_namespace_matches_the_table_and_an_osc_change_reads_back(server):
     while fetch(http_port, f"{P}/brightness?VALUE") != {"VALUE": [0.5]}:
         assert time.monotonic() < deadline, fetch(http_port, f"{P}/brightness")
         time.sleep(0.05)
-    assert fetch(http_port, f"{P}/state/quantum?VALUE") == {"VALUE": ["bar"]}
+    while fetch(http_port, f"{P}/state/quantum?VALUE") != {"VALUE": ["bar"]}:
+        assert time.monotonic() < deadline, fetch(http_port, f"{P}/state/quantum")
+        time.sleep(0.05)
     with pytest.raises(urllib.error.HTTPError) as missing:
         fetch(http_port, f"{P}/nowhere")
     assert missing.value.code == 404
