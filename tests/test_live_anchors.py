@@ -17,9 +17,9 @@ from pythonosc.osc_message import OscMessage
 from live.control.osc import encode
 from live.texture.anchors import default_anchors, load_anchor
 from tests.support.anchors import compose
-from tests.support.jackrig import JackServer, Peer, jackd_available
+from tests.support.jackrig import JackServer, Peer, jackd_available, released
 from tests.support.polling import wait_until
-from tests.test_live_server import Server, released
+from tests.test_live_server import Server
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow,
               pytest.mark.skipif(not jackd_available(), reason="jackd not installed (apt-get install jackd2)")]

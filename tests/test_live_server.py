@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from live.control.osc import encode
-from tests.support.jackrig import JackServer, Peer, connect, jackd_available, wait_for_port
+from tests.support.jackrig import JackServer, Peer, connect, jackd_available, released, wait_for_notes, wait_for_port
 from tests.support.polling import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,21 +96,6 @@ def server_factory(tmp_path):
     yield start
     for srv in started:
         srv.kill()
-
-
-def wait_for_notes(peer: Peer, count: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while len(peer.note_ons()) < count:
-        assert time.monotonic() < deadline, f"only {len(peer.note_ons())} note-ons arrived"
-        time.sleep(0.05)
-
-
-def released(peer: Peer, timeout: float = 3.0) -> bool:
-    """Wait until the peer holds no key (the last note-offs may still be in the JACK graph)."""
-    deadline = time.monotonic() + timeout
-    while peer.held() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return peer.held() == set()
 
 
 def recorded_notes(path: Path) -> tuple[int, int]:

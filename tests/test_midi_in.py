@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from pythonosc.osc_message import OscMessage
 
-from tests.support.jackrig import JackServer, Peer, connect, jackd_available, wait_for_port
+from tests.support.jackrig import JackServer, Peer, connect, jackd_available, released, wait_for_notes, wait_for_port
 from live.control import midimap
 from live.control.midimap import Binding, MapError
 from live.control.osc import encode
@@ -30,20 +30,6 @@ def free_udp_port() -> int:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
-
-def wait_for_notes(peer: Peer, count: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while len(peer.note_ons()) < count:
-        assert time.monotonic() < deadline, f"only {len(peer.note_ons())} note-ons arrived"
-        time.sleep(0.05)
-
-
-def released(peer: Peer, timeout: float = 3.0) -> bool:
-    """Wait until the peer holds no key."""
-    deadline = time.monotonic() + timeout
-    while peer.held() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return peer.held() == set()
 
 # The controller: a python-rtmidi JACK output in its own process. Reads lines from stdin:
 # "send B1 B2 ..." (one message), "flood N RATE CC" (N CC messages at RATE/s, values ramping,

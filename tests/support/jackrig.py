@@ -155,3 +155,19 @@ class Peer:
     def close(self) -> None:
         self.midi_in.close_port()
         self.midi_in.delete()
+
+
+def wait_for_notes(peer: "Peer", count: int, timeout: float = 30.0) -> None:
+    """Wait until the peer has received ``count`` note-ons; fail the test after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while len(peer.note_ons()) < count:
+        assert time.monotonic() < deadline, f"only {len(peer.note_ons())} note-ons arrived"
+        time.sleep(0.05)
+
+
+def released(peer: "Peer", timeout: float = 3.0) -> bool:
+    """Wait until the peer holds no key (the last note-offs may still be in the JACK graph)."""
+    deadline = time.monotonic() + timeout
+    while peer.held() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return peer.held() == set()
