@@ -34,7 +34,7 @@ import numpy as np
 import rtmidi
 
 from tests.support.jackrig import JackServer, Peer, connect, wait_for_port
-from benchmarks.live_timing import ROOT, Server
+from benchmarks.live_timing import ROOT, Server, note_steps, splice_step
 
 F_SHARP_MAJOR = {6, 10, 1}
 
@@ -44,17 +44,6 @@ def controller() -> rtmidi.MidiOut:
     out.open_virtual_port("out")
     assert wait_for_port("Vis2Mus in:in") and connect("ctl:out", "Vis2Mus in:in"), "no Vis2Mus in:in"
     return out
-
-
-def note_steps(messages, first_tick: float, step_s: float) -> tuple[dict[int, list[int]], dict[int, float]]:
-    played: dict[int, list[int]] = {}
-    arrival: dict[int, float] = {}
-    for t, m in messages:
-        if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0 and t >= first_tick:
-            step = int(round((t - first_tick) / step_s))
-            played.setdefault(step, []).append(m[1])
-            arrival.setdefault(step, t)
-    return played, arrival
 
 
 def mode_cc(args, work: Path) -> None:
@@ -101,14 +90,10 @@ def mode_cc(args, work: Path) -> None:
     lat, beats, unclear = [], [], 0
     for sent, old, new in trials:
         sent_step = int((sent - first_tick) / step_s)
-        window = [s for s in range(sent_step + 1, sent_step + 24) if s in played
-                  and expected[old].get(s % loop, []) != expected[new].get(s % loop, [])]
-        olds = [s for s in window if sorted(played[s]) == expected[old].get(s % loop, [])]
-        news = [s for s in window if sorted(played[s]) == expected[new].get(s % loop, [])]
-        if not news or (olds and max(olds) > min(news)):
+        splice = splice_step(played, expected[old], expected[new], sent_step, loop)
+        if splice is None:
             unclear += 1
             continue
-        splice = -(-(max(olds) + 1 if olds else sent_step + 1) // 4) * 4
         next_beat = -(-(sent_step + 1) // 4) * 4
         lat.append((first_tick + splice * step_s - sent) * 1000.0)
         beats.append((splice - next_beat) // 4)

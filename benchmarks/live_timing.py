@@ -142,6 +142,33 @@ def swept_run(work: Path, name: str, server_args: list[str], duration: float, ra
     return summary, np.array([t for t, m in messages if m == [0xF8]]), sweep.sent
 
 
+def note_steps(messages, first_tick: float, step_s: float) -> tuple[dict[int, list[int]], dict[int, float]]:
+    """Peer messages ``(time, bytes)`` -> pitches struck at each step after the first clock tick,
+    and each step's first arrival time."""
+    played: dict[int, list[int]] = {}
+    arrival: dict[int, float] = {}
+    for t, m in messages:
+        if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0 and t >= first_tick:
+            step = int(round((t - first_tick) / step_s))
+            played.setdefault(step, []).append(m[1])
+            arrival.setdefault(step, t)
+    return played, arrival
+
+
+def splice_step(played: dict[int, list[int]], old: dict[int, list[int]], new: dict[int, list[int]],
+                sent_step: int, loop: int) -> int | None:
+    """The beat (in steps) where the render ``new`` replaced ``old`` after a change sent at
+    ``sent_step``, judged from the steps where the two differ; ``None`` when the notes do not
+    decide it. ``old``/``new`` map a loop step to its sorted pitches."""
+    window = [s for s in range(sent_step + 1, sent_step + 24) if s in played
+              and old.get(s % loop, []) != new.get(s % loop, [])]
+    olds = [s for s in window if sorted(played[s]) == old.get(s % loop, [])]
+    news = [s for s in window if sorted(played[s]) == new.get(s % loop, [])]
+    if not news or (olds and max(olds) > min(news)):
+        return None
+    return -(-(max(olds) + 1 if olds else sent_step + 1) // 4) * 4
+
+
 def mode_timing(args, work: Path) -> None:
     summary, ticks, _ = swept_run(work, "timing", ["--bpm", str(args.bpm), "--anchor", args.anchor,
                                                    *weights_args(args)], args.duration, rate=4.0)
@@ -195,24 +222,14 @@ def mode_latency(args, work: Path) -> None:
     messages = peer.snapshot()
     peer.close()
     first_tick = next(t for t, m in messages if m == [0xF8])
-    played: dict[int, list[int]] = {}
-    arrival: dict[int, float] = {}
-    for t, m in messages:
-        if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0 and t >= first_tick:
-            step = int(round((t - first_tick) / step_s))
-            played.setdefault(step, []).append(m[1])
-            arrival.setdefault(step, t)
+    played, arrival = note_steps(messages, first_tick, step_s)
     lat_ms, beats, ahead, unclear = [], [], [], 0
     for sent, old, new in trials:
         sent_step = int((sent - first_tick) / step_s)
-        window = [s for s in range(sent_step + 1, sent_step + 24) if s in played
-                  and expected[old].get(s % loop, []) != expected[new].get(s % loop, [])]
-        olds = [s for s in window if sorted(played[s]) == expected[old].get(s % loop, [])]
-        news = [s for s in window if sorted(played[s]) == expected[new].get(s % loop, [])]
-        if not news or (olds and max(olds) > min(news)):
+        splice = splice_step(played, expected[old], expected[new], sent_step, loop)
+        if splice is None:
             unclear += 1
             continue
-        splice = -(-(max(olds) + 1 if olds else sent_step + 1) // 4) * 4
         next_beat = -(-(sent_step + 1) // 4) * 4
         lat_ms.append((first_tick + splice * step_s - sent) * 1000.0)
         beats.append((splice - next_beat) // 4)
