@@ -20,6 +20,7 @@ from live.control import midimap
 from live.control.midimap import Binding, MapError
 from live.control.osc import encode
 from live.control.params import Params
+from tests.test_live_server import Server as LiveServer
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_jack = pytest.mark.skipif(not jackd_available(), reason="jackd not installed (apt-get install jackd2)")
@@ -83,32 +84,16 @@ class Controller:
             self.proc.wait(timeout=10)
 
 
-class Server:
+class Server(LiveServer):
     """``python run_live.py`` with MIDI in and a UDP socket that receives its OSC feedback."""
 
     def __init__(self, tmp: Path, *args: str) -> None:
-        self.osc_port = free_udp_port()
-        self.record = tmp / "take.mid"
-        self.log_path = tmp / "server.log"
-        self._log = open(self.log_path, "w")
-        cmd = [sys.executable, "run_live.py", "--midi-api", "jack", "--osc-port", str(self.osc_port),
-               "--record", str(self.record), "--status", "log", *args]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)
+        super().__init__(tmp, *args)
         self.osc = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.osc.bind(("127.0.0.1", 0))
         self.osc.settimeout(0.1)
         self.state: dict[str, object] = {}
         self.errors: list[str] = []
-
-    def output(self) -> str:
-        return self.log_path.read_text()
-
-    def wait_for(self, text: str, timeout: float = 50.0) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.output():
-            assert self.proc.poll() is None, f"server exited early:\n{self.output()}"
-            assert time.monotonic() < deadline, f"no {text!r} in time:\n{self.output()}"
-            time.sleep(0.1)
 
     def send(self, address: str, *values: object) -> None:
         self.osc.sendto(encode(address, *values), ("127.0.0.1", self.osc_port))
@@ -135,11 +120,9 @@ class Server:
         return False
 
     def terminate(self) -> int:
-        self.proc.terminate()
         try:
-            return self.proc.wait(timeout=20)
+            return super().terminate()
         finally:
-            self._log.close()
             self.osc.close()
 
     def kill(self) -> None:
