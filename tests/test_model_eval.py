@@ -12,7 +12,9 @@ import torch
 from live.music.chords import progression_rows
 from live.music.notes import make_notes
 from model.dataset import Segments, synthetic_file
-from model.evaluate import EvalSet, chord_tone_counts, descriptors, halve_durations, main, monotonic_share
+from export.model_card import main
+from model import evaluate as model_evaluate
+from model.evaluate import EvalSet, chord_tone_counts, descriptors, halve_durations, monotonic_share
 from model.metrics import f1_from_counts, match_counts, pattern_counts
 from model.polydis import CONFIGS
 from model.train import Trainer, ship
@@ -73,6 +75,7 @@ def test_eval_cli_on_a_generated_file(tmp_path, capsys):
     assert result["disentanglement"]["transpose"]["12"]["z_chd"] == 0.0
     assert 0.0 <= result["chord_swap"]["chord_tone_ceiling"] <= 1.0
     assert len(result["response"]["brightness"]["per_alpha"]["notes_per_bar"]) == 7
+    assert {"brightness_best_monotonic", "contrast_best_monotonic"} <= set(result["targets"])
     assert "targets" in json.loads((tmp_path / "w" / "tiny.json").read_text())["evaluation"]
     rec, dd = result["reconstruction"], result["durations"]
     assert rec["length_ratio"] == pytest.approx(rec["mean_length_decoded"] / rec["mean_length_original"])
@@ -84,6 +87,11 @@ def test_eval_cli_on_a_generated_file(tmp_path, capsys):
     assert result["targets"]["length_ratio"]["target"] == "0.85..1.2"
     assert "chord-tone ratio" in capsys.readouterr().out
     assert main(["--data", str(data), "--weights", str(tmp_path / "missing.pt")]) == 2
+    # model/ alone (no live transforms handed in) reports parts 1-4 and says part 5 is left out
+    bare = tmp_path / "bare.json"
+    assert model_evaluate.main(["--data", str(data), "--weights", str(tmp_path / "w" / "tiny.pt"), "--json", str(bare),
+                                "--limit", "4", "--threads", "1"]) == 0
+    assert "response" not in json.loads(bare.read_text()) and "5. response: left out" in capsys.readouterr().out
 
 
 @pytest.mark.pop909
