@@ -79,10 +79,9 @@ def test_video_file_drives_alpha_to_the_transform_it_was_made_with(tmp_path):
                         and abs(params.snapshot().alpha_c + 0.3) < 0.1, 15), params.snapshot()
         assert source.status == "live"
         frames = source.frames
-        time.sleep(2.0)
+        # a stalled (non-looping) source would deliver no frame after its 12 frames
+        assert wait_for(lambda: source.frames >= frames + 24, 15), source.frames
         assert source.status == "live", "the 0.4 s video loops instead of stalling"
-        # a stalled (non-looping) source would analyse no frame at all; the count is not a timing check
-        assert source.frames >= frames + 5
     finally:
         source.stop()
 
@@ -97,6 +96,8 @@ def test_deleted_video_holds_then_decays_to_neutral_logged_once(tmp_path, caplog
     try:
         assert wait_for(lambda: abs(params.snapshot().alpha_b - 0.6) < 0.1, 15)
         os.remove(path)
+        # frames still come from the open (deleted) file until it loops and the reopen fails
+        assert wait_for(lambda: source.losses >= 1, 10), "the reopen of the deleted file failed"
         assert wait_for(lambda: source.status == "holding", 3)
         held = params.snapshot().alpha_b
         assert abs(held - 0.6) < 0.1
@@ -110,7 +111,8 @@ def test_deleted_video_holds_then_decays_to_neutral_logged_once(tmp_path, caplog
         assert source.status in ("decaying", "neutral")
         assert wait_for(lambda: source.status == "neutral", 3)
         assert params.snapshot().alpha_b == 0.0 and params.snapshot().alpha_c == 0.0
-        time.sleep(1.0)  # several reopen attempts happen here; none may log again
+        losses = source.losses
+        assert wait_for(lambda: source.losses >= losses + 2, 10), "the file is tried again, with backoff"
     finally:
         source.stop()
     lines = [r.getMessage() for r in caplog.records]
@@ -130,7 +132,7 @@ def test_unreadable_video_leaves_alpha_neutral_with_one_clear_line(tmp_path, cap
     try:
         assert wait_for(lambda: source.status == "neutral", 5)
         assert (params.snapshot().alpha_b, params.snapshot().alpha_c) == (0.0, 0.0)
-        time.sleep(1.0)
+        assert wait_for(lambda: source.losses >= 3, 10), "the file is tried again, with backoff"
     finally:
         source.stop()
     lines = [r.getMessage() for r in caplog.records]
@@ -162,7 +164,7 @@ def test_camera_writes_only_while_it_steers_and_follows_the_anchor(tmp_path):
     params.set_brightness(-0.2)
     source = CameraSource(params, ANCHORS, str(path), smoothing=0.05, analysis_hz=10).start()
     try:
-        time.sleep(1.0)
+        assert wait_for(lambda: source.reports >= 10, 10), "the capture process reports while it does not steer"
         assert params.snapshot().alpha_b == -0.2
         params.set_source("camera")
         assert wait_for(lambda: abs(params.snapshot().alpha_b - 0.5) < 0.1, 10)
@@ -170,7 +172,8 @@ def test_camera_writes_only_while_it_steers_and_follows_the_anchor(tmp_path):
         assert wait_for(lambda: abs(params.snapshot().alpha_b) < 0.1, 10), params.snapshot()
         params.set_source("osc")
         params.set_brightness(0.9)
-        time.sleep(0.5)
+        reports = source.reports
+        assert wait_for(lambda: source.reports >= reports + 5, 10)
         assert params.snapshot().alpha_b == 0.9
     finally:
         source.stop()

@@ -16,6 +16,7 @@ import pytest
 from pythonosc.osc_message import OscMessage
 
 from tests.support.jackrig import JackServer, Peer, connect, jackd_available, released, wait_for_notes, wait_for_port
+from tests.support.polling import stays_true
 from live.control import midimap
 from live.control.midimap import Binding, MapError
 from live.control.osc import encode
@@ -369,8 +370,7 @@ def test_keys_make_a_chord_on_key_down_and_release_returns_after_the_hold():
         midi_in.feed([0x80, 57, 0])
         midi_in.feed([0x80, 53, 0])
         assert until(lambda: through == [[0x92, 74, 90]])
-        time.sleep(0.5)
-        assert params.snapshot().chords == "D:min", "releasing some keys keeps the chord"
+        assert stays_true(lambda: params.snapshot().chords == "D:min", 0.5), "releasing some keys keeps the chord"
         midi_in.feed([0x90, 50, 0])  # note-on velocity 0 = note-off: the last key goes
         released = time.monotonic()
         assert until(lambda: params.snapshot().chords is None)
@@ -381,8 +381,7 @@ def test_keys_make_a_chord_on_key_down_and_release_returns_after_the_hold():
         params.set_chords("C Am F G")  # an OSC progression meanwhile: the keys' release leaves it
         for pitch in (43, 47, 50, 53):
             midi_in.feed([0x80, pitch, 0])
-        time.sleep(0.6)
-        assert params.snapshot().chords == "C Am F G"
+        assert stays_true(lambda: params.snapshot().chords == "C Am F G", 0.6)
     finally:
         midi_in.close()
 
@@ -405,8 +404,7 @@ def test_learn_binds_the_next_cc_and_replaces_the_old_binding():
         assert Binding("anchor", 20, 5) in midi_in.bindings
         assert not [b for b in midi_in.bindings if b.control in ("anchor", "brightness") and b != Binding("anchor", 20, 5)]
         midi_in.feed([0xB0, 20, 0])  # another channel: not the learned binding
-        time.sleep(0.1)
-        assert params.snapshot().anchor == "c"
+        assert stays_true(lambda: params.snapshot().anchor == "c", 0.2)
         with pytest.raises(ValueError, match="no --config"):
             midi_in.save(None)
     finally:

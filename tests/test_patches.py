@@ -26,6 +26,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 
 from live.control import oscspace
 from live.control.oscspace import DEFAULT_HOST, DEFAULT_PORT
+from tests.support.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 PATCHES = ROOT / "patches"
@@ -361,15 +362,20 @@ def test_pd_patch_formats_each_control_as_the_server_expects():
             f"v2m.connect connect 127.0.0.1 {port}", f"v2m.listen listen {listen}",
             "v2m.brightness 0.25", "v2m.velocity 90", "v2m.chords C G | Am F", "v2m.chords Dm G C C",
             "v2m.anchor symbol stride", "v2m.play bang"), stderr=subprocess.PIPE, text=True)
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+        reader.start()
         try:
             got = collect(server, 2.0)
             assert got, "nothing arrived from Pd"
             server.sendto(osc("/vis2mus/error", "reply-to-the-sender"), got[0][1])
             server.sendto(osc("/vis2mus/error", "reply-to-the-listen-port"), ("127.0.0.1", listen))
-            time.sleep(0.5)
+            assert wait_until(lambda: sum("reply-to-the-" in l for l in lines) >= 2, 10), "".join(lines)
         finally:
             proc.terminate()
-            _, log = proc.communicate(timeout=10)
+            proc.wait(timeout=10)
+            reader.join(timeout=5)
+        log = "".join(lines)
     assert "couldn't create" not in log and not re.search(r"^error:", log, re.M), log
     assert "reply-to-the-sender" in log and "reply-to-the-listen-port" in log, log
     raw = {OscMessage(d).address: d for d, _ in got}
@@ -442,7 +448,7 @@ def _expected_pitches(anchor: str, alpha_b: float, alpha_c: float, engine_on: bo
 @pytest.mark.skipif(shutil.which("jackd") is None, reason="jackd not installed (apt-get install jackd2)")
 def test_pd_driver_steers_the_running_server(tmp_path):
     from live.texture.anchors import default_anchors
-    from tests.support.jackrig import JackServer, Peer
+    from tests.support.jackrig import JackServer, Peer, released
 
     anchors = default_anchors()
     names = sorted(anchors)
@@ -466,7 +472,8 @@ def test_pd_driver_steers_the_running_server(tmp_path):
                 me.bind(("127.0.0.1", 0))
                 before = _server_ready(me, port, server, log)
                 assert before["anchor"] == names[0]
-                time.sleep(2.0)  # let the first anchor play
+                assert wait_until(lambda: (ons := peer.note_ons()) and ons[-1][0] - ons[0][0] >= 1.5, 30), \
+                    "the first anchor plays for 1.5 s"
                 t_pd = time.perf_counter()
                 pd = subprocess.Popen(pd_command(f"v2m.test run {port} {reply_port} {target}", patch="test_driver.pd"),
                                       stderr=subprocess.PIPE, text=True)
@@ -478,7 +485,8 @@ def test_pd_driver_steers_the_running_server(tmp_path):
                     assert time.monotonic() < deadline, "driver did not finish:\n" + "".join(pd_lines)
                     time.sleep(0.1)
                 t_done = time.perf_counter()  # the anchor switch was sent 2 s before
-                time.sleep(3.0)  # beats keep coming back to the patch; the new anchor plays
+                # beats keep coming back to the patch; the new anchor plays for 3 s
+                assert wait_until(lambda: peer.note_ons()[-1][0] > t_done + 3.0, 20), "notes stopped after the switch"
                 after = query_state(me, port)
             pd.terminate()
             pd.wait(timeout=10)
@@ -491,7 +499,7 @@ def test_pd_driver_steers_the_running_server(tmp_path):
                 server.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 server.kill()
-        time.sleep(0.2)
+        assert released(peer), "SIGTERM closes every note"
         notes = peer.note_ons()
         peer.close()
     banner = "".join(log)

@@ -17,6 +17,7 @@ from live.playback.midiout import MidiOut
 from live.playback.recorder import Recorder
 from live.playback.scheduler import Regenerator, Scheduler
 from live.texture.anchors import content_pieces, default_anchors
+from tests.support.polling import wait_until
 
 BPM = 240.0
 
@@ -43,13 +44,6 @@ def rig(tmp_path, monkeypatch):
     midi.close()
 
 
-def wait_until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.005)
-    return predicate()
-
-
 def test_a_flood_of_changes_costs_one_render_per_boundary(rig):
     scheduler, regenerator, state, n_segments = rig
     start_step = scheduler.next_step
@@ -67,7 +61,7 @@ def test_a_flood_of_changes_costs_one_render_per_boundary(rig):
 
 def test_a_change_after_a_quiet_spell_is_rendered_at_once(rig):
     scheduler, regenerator, state, _ = rig
-    time.sleep(0.3)
+    time.sleep(0.3)  # the quiet spell under test: no change submitted for more than a beat
     before = regenerator.renders
     regenerator.submit(replace(state, alpha_b=0.5))
     beat_s = 60.0 / BPM

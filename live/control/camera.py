@@ -282,6 +282,10 @@ class CameraSource:
         self.status = "opening"
         self.frames = 0
         self.analysed = 0
+        self.reports = 0
+        """Messages received from the capture process so far (it reports at least every 0.1 s)."""
+        self.losses = 0
+        """Failed opens or reads the capture process reported (each one is retried with backoff)."""
         self._smoother = Smoother(smoothing)
         self._value = np.zeros(2)
         self._held = np.zeros(2)
@@ -364,6 +368,7 @@ class CameraSource:
 
     def _receive(self, message: tuple) -> None:
         kind = message[0]
+        self.reports += 1
         if kind == "alive":
             self._last_good = time.monotonic()
             self.frames, self.analysed = message[1], message[2]
@@ -372,6 +377,7 @@ class CameraSource:
             self._target = np.array([message[1], message[2]])
         elif kind == "lost":
             self._reason = message[1]
+            self.losses += 1
 
     # Output: smooth towards the latest estimate, hold, then decay to neutral
 

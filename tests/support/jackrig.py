@@ -51,7 +51,10 @@ class JackServer:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"jackd -n {self.name} did not start")
             time.sleep(0.05)
-        time.sleep(0.3)
+        while subprocess.run(["jack_lsp"], capture_output=True, env={**os.environ, "JACK_NO_START_SERVER": "1"}).returncode:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"jackd -n {self.name} does not take clients")
+            time.sleep(0.05)
         return self
 
     def stop(self) -> None:

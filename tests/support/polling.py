@@ -15,3 +15,14 @@ def wait_until(predicate: Callable[[], object], timeout: float, step: float = 0.
             return True
         time.sleep(step)
     return bool(predicate())
+
+
+def stays_true(predicate: Callable[[], object], window: float, step: float = 0.01) -> bool:
+    """Check ``predicate`` every ``step`` seconds for ``window`` seconds: False as soon as it fails
+    (a quiet window that ends early on the first counter-example), True if it held throughout."""
+    deadline = time.monotonic() + window
+    while time.monotonic() < deadline:
+        if not predicate():
+            return False
+        time.sleep(step)
+    return bool(predicate())
