@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+
+torch = pytest.importorskip("torch", reason="the model tests need torch (pip install -e .[train]); the runtime runs without it")
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from live.music.chords import progression_rows

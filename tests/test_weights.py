@@ -36,7 +36,7 @@ def renderer_line(tmp_path, weights: str, caplog):
 
 
 @pytest.mark.parametrize("content,what", [(b"", "empty file (0 bytes)"),
-                                          (os.urandom(4096), "not a PyTorch checkpoint")])
+                                          (b"\x00" + os.urandom(4095), "not a PyTorch checkpoint")])
 def test_random_or_empty_weights_are_one_line_naming_the_file(tmp_path, caplog, content, what):
     bad = tmp_path / "w.pt"
     bad.write_bytes(content)
@@ -51,6 +51,7 @@ def test_random_or_empty_weights_are_one_line_naming_the_file(tmp_path, caplog, 
     assert not (tmp_path / "g").exists()
 
 
+@pytest.mark.skipif(exporter() is None, reason="reading a pickle's contents needs torch (the runtime refuses it unread)")
 def test_a_pickle_that_is_not_a_checkpoint_names_the_file(tmp_path):
     bad = tmp_path / "w.pt"
     bad.write_bytes(b"\x80\x04\x95" + os.urandom(200))
