@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,8 +32,9 @@ from pathlib import Path
 import numpy as np
 import rtmidi
 
-from tests.support.jackrig import JackServer, Peer, connect, wait_for_port
-from benchmarks.live_timing import ROOT, Server, note_steps, splice_step
+from tests.support.jackrig import JackServer, Peer, connect, note_steps, wait_for_port
+from tests.support.netns import run_in_netns
+from benchmarks.live_timing import ROOT, Server, beat_splices
 
 F_SHARP_MAJOR = {6, 10, 1}
 
@@ -85,18 +85,7 @@ def mode_cc(args, work: Path) -> None:
     messages = peer.snapshot()
     peer.close()
     ctl.delete()
-    first_tick = next(t for t, m in messages if m == [0xF8])
-    played, _ = note_steps(messages, first_tick, step_s)
-    lat, beats, unclear = [], [], 0
-    for sent, old, new in trials:
-        sent_step = int((sent - first_tick) / step_s)
-        splice = splice_step(played, expected[old], expected[new], sent_step, loop)
-        if splice is None:
-            unclear += 1
-            continue
-        next_beat = -(-(sent_step + 1) // 4) * 4
-        lat.append((first_tick + splice * step_s - sent) * 1000.0)
-        beats.append((splice - next_beat) // 4)
+    lat, beats, _, unclear = beat_splices(messages, trials, expected, step_s, loop)
     print(f"[cc] {len(trials)} brightness jumps by CC 20 at {args.bpm:g} BPM (a beat is {4 * step_s * 1000:.0f} ms); "
           f"{len(lat)} clean switches, {unclear} not decidable from the notes")
     if lat:
@@ -129,7 +118,7 @@ def mode_keys(args, work: Path) -> None:
     peer.close()
     ctl.delete()
     first_tick = next(t for t, m in messages if m == [0xF8])
-    played, _ = note_steps(messages, first_tick, step_s)
+    played = note_steps(messages, first_tick, step_s)
     lat, bars, missed = [], [], 0
     for t in pressed:
         sent_step = int((t - first_tick) / step_s)
@@ -217,11 +206,10 @@ def mode_flood(args, work: Path) -> None:
 
 
 def mode_link(args, work: Path) -> None:
-    setup = "ip link set lo up multicast on && ip route add 224.0.0.0/4 dev lo && exec \"$0\" \"$@\""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("JACK_DEFAULT_SERVER", None)
-    done = subprocess.run(["unshare", "-n", "sh", "-c", setup, sys.executable, "tests/link_session.py",
-                           str(work / "link.log"), str(args.period)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    done = run_in_netns("tests/link_session.py", str(work / "link.log"), str(args.period), cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
         print(f"[link] not measured: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
         return

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from pythonosc.udp_client import SimpleUDPClient
 
-from tests.support.jackrig import JackServer, Peer
+from tests.support.jackrig import JackServer, Peer, note_steps
 
 ROOT = Path(__file__).resolve().parent.parent
 SUMMARY = re.compile(r"played (\d+) steps, late (\d+) .*p50 ([\d.]+) p99 ([\d.]+) max ([\d.]+) \(step (-?\d+)\); renders (\d+), "
@@ -142,19 +142,6 @@ def swept_run(work: Path, name: str, server_args: list[str], duration: float, ra
     return summary, np.array([t for t, m in messages if m == [0xF8]]), sweep.sent
 
 
-def note_steps(messages, first_tick: float, step_s: float) -> tuple[dict[int, list[int]], dict[int, float]]:
-    """Peer messages ``(time, bytes)`` -> pitches struck at each step after the first clock tick,
-    and each step's first arrival time."""
-    played: dict[int, list[int]] = {}
-    arrival: dict[int, float] = {}
-    for t, m in messages:
-        if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0 and t >= first_tick:
-            step = int(round((t - first_tick) / step_s))
-            played.setdefault(step, []).append(m[1])
-            arrival.setdefault(step, t)
-    return played, arrival
-
-
 def splice_step(played: dict[int, list[int]], old: dict[int, list[int]], new: dict[int, list[int]],
                 sent_step: int, loop: int) -> int | None:
     """The beat (in steps) where the render ``new`` replaced ``old`` after a change sent at
@@ -167,6 +154,28 @@ def splice_step(played: dict[int, list[int]], old: dict[int, list[int]], new: di
     if not news or (olds and max(olds) > min(news)):
         return None
     return -(-(max(olds) + 1 if olds else sent_step + 1) // 4) * 4
+
+
+def beat_splices(messages, trials, expected, step_s: float, loop: int
+                 ) -> tuple[list[float], list[int], list[float], int]:
+    """Where each change of ``trials`` ``[(sent perf_counter, old key, new key)]`` landed at the
+    peer (``messages`` with MIDI clock; ``expected`` maps a key to its loop's pitches per step):
+    latency ms from sending to the splice beat, beats after the next beat boundary, ms the change
+    was sent ahead of that boundary (for each decidable change), and how many were undecidable."""
+    first_tick = next(t for t, m in messages if m == [0xF8])
+    played = note_steps(messages, first_tick, step_s)
+    lat_ms, beats, ahead, unclear = [], [], [], 0
+    for sent, old, new in trials:
+        sent_step = int((sent - first_tick) / step_s)
+        splice = splice_step(played, expected[old], expected[new], sent_step, loop)
+        if splice is None:
+            unclear += 1
+            continue
+        next_beat = -(-(sent_step + 1) // 4) * 4
+        lat_ms.append((first_tick + splice * step_s - sent) * 1000.0)
+        beats.append((splice - next_beat) // 4)
+        ahead.append((first_tick + next_beat * step_s - sent) * 1000.0)
+    return lat_ms, beats, ahead, unclear
 
 
 def mode_timing(args, work: Path) -> None:
@@ -221,19 +230,7 @@ def mode_latency(args, work: Path) -> None:
     summary = srv.stop()
     messages = peer.snapshot()
     peer.close()
-    first_tick = next(t for t, m in messages if m == [0xF8])
-    played, arrival = note_steps(messages, first_tick, step_s)
-    lat_ms, beats, ahead, unclear = [], [], [], 0
-    for sent, old, new in trials:
-        sent_step = int((sent - first_tick) / step_s)
-        splice = splice_step(played, expected[old], expected[new], sent_step, loop)
-        if splice is None:
-            unclear += 1
-            continue
-        next_beat = -(-(sent_step + 1) // 4) * 4
-        lat_ms.append((first_tick + splice * step_s - sent) * 1000.0)
-        beats.append((splice - next_beat) // 4)
-        ahead.append((first_tick + next_beat * step_s - sent) * 1000.0)
+    lat_ms, beats, ahead, unclear = beat_splices(messages, trials, expected, step_s, loop)
     lat = np.array(lat_ms)
     print(f"[latency] {len(trials)} brightness jumps at {args.bpm:g} BPM (a beat is {4 * step_s * 1000:.0f} ms); "
           f"{len(lat)} clean switches, {unclear} not decidable from the notes")

@@ -6,27 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.support.jackrig import jackd_available
+from tests.support.netns import netns_reason, run_in_netns
 
 ROOT = Path(__file__).resolve().parent.parent
-NETNS_SETUP = "ip link set lo up multicast on && ip route add 224.0.0.0/4 dev lo && exec \"$0\" \"$@\""
-
-
-def netns_reason() -> str | None:
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        return "needs unshare and ip (util-linux, iproute2)"
-    if subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode != 0:
-        return "cannot create a network namespace here (unshare -n needs CAP_SYS_ADMIN)"
-    return None
-
-
 def link_reason() -> str | None:
     from live.playback.link import available
 
@@ -43,9 +30,8 @@ def test_two_link_peers_share_tempo_phase_and_start_stop(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     # 1024 frames: this test counts every note-off, which the no-realtime dummy driver can drop in
     # xruns with short periods (benchmarks.gear_timing link measures the phase at 128 frames).
-    done = subprocess.run(["unshare", "-n", "sh", "-c", NETNS_SETUP, sys.executable, "tests/link_session.py", str(log),
-                           "1024"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    done = run_in_netns("tests/link_session.py", str(log), "1024", cwd=ROOT, env=env, capture_output=True, text=True,
+                        timeout=300)
     server_log = log.read_text() if log.exists() else ""
     assert done.returncode == 0, done.stderr[-3000:] + server_log[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from live.control.osc import encode
-from tests.support.jackrig import JackServer, Peer, connect, jackd_available, released, wait_for_notes, wait_for_port
+from tests.support.jackrig import (JackServer, Peer, connect, jackd_available, note_steps, released, wait_for_notes,
+                                   wait_for_port)
 from tests.support.polling import stays_true, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -324,18 +325,6 @@ def test_default_virtual_port_vis2mus_reaches_a_connected_peer(jack_calm, server
     peer.close()
 
 
-def steps_of_note_ons(messages, bpm: float) -> dict[int, list[int]]:
-    """Note-on pitches per step, the step from the arrival time against the first MIDI clock tick
-    (tick 0 goes out with step 0; a tick or note lost in a JACK xrun does not shift the count)."""
-    ticks = [t for t, m in messages if m == [0xF8]]
-    step_s = 60.0 / bpm / 4
-    out: dict[int, list[int]] = {}
-    for t, m in messages:
-        if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0 and t >= ticks[0]:
-            out.setdefault(int(round((t - ticks[0]) / step_s)), []).append(m[1])
-    return {k: sorted(v) for k, v in out.items()}
-
-
 @pytest.fixture(scope="module")
 def random_weights(tmp_path_factory):
     """A small random poly-dis (tests.support.scratch) and its ONNX graphs in a private cache."""
@@ -387,8 +376,8 @@ def test_oscsend_brightness_changes_the_notes_from_the_next_beat(server_factory,
         assert released(peer)
         messages = peer.snapshot()
         peer.close()
-    played = steps_of_note_ons(messages, bpm)
     first_tick = next(t for t, m in messages if m == [0xF8])
+    played = note_steps(messages, first_tick, 60.0 / bpm / 4)
     sent_step = int((sent_at - first_tick) / (60.0 / bpm / 4))
     after = [s for s in range(sent_step + 1, max(played)) if s % loop in differs and s in played]
     old = [s for s in after if played[s] == expected[0.0].get(s % loop, [])]

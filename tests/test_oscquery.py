@@ -19,6 +19,7 @@ import pytest
 from live.control import oscspace
 from live.control.osc import encode
 from live.control.oscquery import lookup
+from tests.support.netns import netns_reason, run_in_netns
 
 ROOT = Path(__file__).resolve().parent.parent
 P = oscspace.PREFIX
@@ -89,16 +90,6 @@ def test_namespace_matches_the_table_and_an_osc_change_reads_back(server):
     assert missing.value.code == 404
 
 
-def netns_reason() -> str | None:
-    import shutil
-
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        return "needs unshare and ip (util-linux, iproute2)"
-    if subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode != 0:
-        return "cannot create a network namespace here (unshare -n needs CAP_SYS_ADMIN)"
-    return None
-
-
 def zeroconf_reason() -> str | None:
     try:
         import zeroconf  # noqa: F401
@@ -110,11 +101,9 @@ def zeroconf_reason() -> str | None:
 @pytest.mark.skipif(zeroconf_reason() is not None, reason=str(zeroconf_reason()))
 @pytest.mark.skipif(netns_reason() is not None, reason=str(netns_reason()))
 def test_advertising_is_found_by_zeroconf_inside_a_network_namespace(tmp_path):
-    setup = "ip link set lo up multicast on && ip route add 224.0.0.0/4 dev lo && exec \"$0\" \"$@\""
     log = tmp_path / "server.log"
-    done = subprocess.run(["unshare", "-n", "sh", "-c", setup, sys.executable, "tests/oscquery_advertise.py", str(log)],
-                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-                          timeout=200)
+    done = run_in_netns("tests/oscquery_advertise.py", str(log), cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                        capture_output=True, text=True, timeout=200)
     server_log = log.read_text() if log.exists() else ""
     assert done.returncode == 0, done.stderr[-3000:] + server_log[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])

@@ -174,3 +174,14 @@ def released(peer: "Peer", timeout: float = 3.0) -> bool:
     while peer.held() and time.monotonic() < deadline:
         time.sleep(0.02)
     return peer.held() == set()
+
+
+def note_steps(messages, first_tick: float, step_s: float) -> dict[int, list[int]]:
+    """Peer messages ``(time, bytes)`` -> the sorted pitches struck at each step, the step from the
+    arrival time against ``first_tick`` (the first MIDI clock tick, sent with step 0), so a tick or
+    note lost in a JACK xrun does not shift the count."""
+    played: dict[int, list[int]] = {}
+    for t, m in messages:
+        if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0 and t >= first_tick:
+            played.setdefault(int(round((t - first_tick) / step_s)), []).append(m[1])
+    return {step: sorted(pitches) for step, pitches in played.items()}
