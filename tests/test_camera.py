@@ -17,6 +17,7 @@ from live.app.config import parse_settings
 from live.control.camera import CameraSource, source_kind
 from live.control.params import Params
 from live.texture.transform import adjust
+from tests.support.polling import wait_until
 
 
 @dataclass
@@ -51,15 +52,6 @@ def write_image(path: Path, frame_rgb: np.ndarray) -> None:
     assert cv2.imwrite(str(path), cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR))
 
 
-def wait_for(predicate, timeout: float, step: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
-
-
 def camera_params(source: str = "camera") -> Params:
     params = Params(["ref", "bright"])
     params.set_source(source)
@@ -75,12 +67,12 @@ def test_video_file_drives_alpha_to_the_transform_it_was_made_with(tmp_path):
     params = camera_params()
     source = CameraSource(params, ANCHORS, str(path), smoothing=0.1, analysis_hz=10).start()
     try:
-        assert wait_for(lambda: abs(params.snapshot().alpha_b - 0.5) < 0.1
+        assert wait_until(lambda: abs(params.snapshot().alpha_b - 0.5) < 0.1
                         and abs(params.snapshot().alpha_c + 0.3) < 0.1, 15), params.snapshot()
         assert source.status == "live"
         frames = source.frames
         # more than the clip's 12 frames: a stalled (non-looping) source would deliver no more
-        assert wait_for(lambda: source.frames >= frames + 13, 30), source.frames
+        assert wait_until(lambda: source.frames >= frames + 13, 30), source.frames
         assert source.status == "live", "the 0.4 s video loops instead of stalling"
     finally:
         source.stop()
@@ -94,11 +86,11 @@ def test_deleted_video_holds_then_decays_to_neutral_logged_once(tmp_path, caplog
     source = CameraSource(params, ANCHORS, str(path), smoothing=0.05, timeout=1.5, decay=0.5,
                           analysis_hz=10).start()
     try:
-        assert wait_for(lambda: abs(params.snapshot().alpha_b - 0.6) < 0.1, 15)
+        assert wait_until(lambda: abs(params.snapshot().alpha_b - 0.6) < 0.1, 15)
         os.remove(path)
         # frames still come from the open (deleted) file until it loops and the reopen fails
-        assert wait_for(lambda: source.losses >= 1, 10), "the reopen of the deleted file failed"
-        assert wait_for(lambda: source.status == "holding", 3)
+        assert wait_until(lambda: source.losses >= 1, 10), "the reopen of the deleted file failed"
+        assert wait_until(lambda: source.status == "holding", 3)
         held = params.snapshot().alpha_b
         assert abs(held - 0.6) < 0.1
         deadline = time.monotonic() + 5
@@ -109,10 +101,10 @@ def test_deleted_video_holds_then_decays_to_neutral_logged_once(tmp_path, caplog
             assert value == held, "holds the last value until the timeout"
             time.sleep(0.02)
         assert source.status in ("decaying", "neutral")
-        assert wait_for(lambda: source.status == "neutral", 3)
+        assert wait_until(lambda: source.status == "neutral", 3)
         assert params.snapshot().alpha_b == 0.0 and params.snapshot().alpha_c == 0.0
         losses = source.losses
-        assert wait_for(lambda: source.losses >= losses + 2, 10), "the file is tried again, with backoff"
+        assert wait_until(lambda: source.losses >= losses + 2, 10), "the file is tried again, with backoff"
     finally:
         source.stop()
     lines = [r.getMessage() for r in caplog.records]
@@ -130,9 +122,9 @@ def test_unreadable_video_leaves_alpha_neutral_with_one_clear_line(tmp_path, cap
     params.set_alpha(0.4, 0.2, source="camera")
     source = CameraSource(params, ANCHORS, str(path), timeout=0.5, decay=0.3).start()
     try:
-        assert wait_for(lambda: source.status == "neutral", 5)
+        assert wait_until(lambda: source.status == "neutral", 5)
         assert (params.snapshot().alpha_b, params.snapshot().alpha_c) == (0.0, 0.0)
-        assert wait_for(lambda: source.losses >= 3, 10), "the file is tried again, with backoff"
+        assert wait_until(lambda: source.losses >= 3, 10), "the file is tried again, with backoff"
     finally:
         source.stop()
     lines = [r.getMessage() for r in caplog.records]
@@ -147,11 +139,11 @@ def test_image_file_is_re_read_when_it_changes(tmp_path):
     source = CameraSource(params, ANCHORS, str(path), smoothing=0.05, analysis_hz=10).start()
     try:
         assert source.kind == "image"
-        assert wait_for(lambda: abs(params.snapshot().alpha_b - 0.5) < 0.1, 10), params.snapshot()
+        assert wait_until(lambda: abs(params.snapshot().alpha_b - 0.5) < 0.1, 10), params.snapshot()
         write_image(path, adjust(REF, -0.5, 0.0))
         stat = path.stat()
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
-        assert wait_for(lambda: abs(params.snapshot().alpha_b + 0.5) < 0.1, 10), params.snapshot()
+        assert wait_until(lambda: abs(params.snapshot().alpha_b + 0.5) < 0.1, 10), params.snapshot()
         assert source.status == "live", "an unchanged image is not a stalled source"
     finally:
         source.stop()
@@ -164,16 +156,16 @@ def test_camera_writes_only_while_it_steers_and_follows_the_anchor(tmp_path):
     params.set_brightness(-0.2)
     source = CameraSource(params, ANCHORS, str(path), smoothing=0.05, analysis_hz=10).start()
     try:
-        assert wait_for(lambda: source.reports >= 10, 10), "the capture process reports while it does not steer"
+        assert wait_until(lambda: source.reports >= 10, 10), "the capture process reports while it does not steer"
         assert params.snapshot().alpha_b == -0.2
         params.set_source("camera")
-        assert wait_for(lambda: abs(params.snapshot().alpha_b - 0.5) < 0.1, 10)
+        assert wait_until(lambda: abs(params.snapshot().alpha_b - 0.5) < 0.1, 10)
         params.set_anchor("bright")
-        assert wait_for(lambda: abs(params.snapshot().alpha_b) < 0.1, 10), params.snapshot()
+        assert wait_until(lambda: abs(params.snapshot().alpha_b) < 0.1, 10), params.snapshot()
         params.set_source("osc")
         params.set_brightness(0.9)
         reports = source.reports
-        assert wait_for(lambda: source.reports >= reports + 5, 10)
+        assert wait_until(lambda: source.reports >= reports + 5, 10)
         assert params.snapshot().alpha_b == 0.9
     finally:
         source.stop()
@@ -184,7 +176,7 @@ def test_missing_camera_device_is_held_then_neutral(caplog):
     params = camera_params()
     source = CameraSource(params, ANCHORS, 63, timeout=0.3, decay=0.2).start()
     try:
-        assert wait_for(lambda: source.status == "neutral", 5)
+        assert wait_until(lambda: source.status == "neutral", 5)
     finally:
         source.stop()
     assert params.snapshot().alpha_b == 0.0
@@ -210,13 +202,13 @@ def test_a_killed_capture_process_is_restarted(tmp_path, caplog):
     params = camera_params()
     source = CameraSource(params, ANCHORS, str(path), smoothing=0.05, timeout=5.0, analysis_hz=10).start()
     try:
-        assert wait_for(lambda: source.status == "live" and abs(params.snapshot().alpha_b - 0.4) < 0.1, 15)
+        assert wait_until(lambda: source.status == "live" and abs(params.snapshot().alpha_b - 0.4) < 0.1, 15)
         first = source._child.pid
         os.kill(first, signal.SIGKILL)
-        assert wait_for(lambda: source._child.pid not in (None, first) and source._child.restarts == 1
+        assert wait_until(lambda: source._child.pid not in (None, first) and source._child.restarts == 1
                         and source.frames > 0 and source.status == "live", 15)
         params.set_anchor("bright")
-        assert wait_for(lambda: abs(params.snapshot().alpha_b - (-0.1)) < 0.15, 10), params.snapshot()
+        assert wait_until(lambda: abs(params.snapshot().alpha_b - (-0.1)) < 0.15, 10), params.snapshot()
     finally:
         source.stop()
     assert any("capture process ended" in r.getMessage() for r in caplog.records)
@@ -228,13 +220,13 @@ def test_anchors_added_or_changed_while_running_are_measured_against_their_own_i
     params = camera_params()
     source = CameraSource(params, {"ref": Picture(REF)}, str(path), smoothing=0.05, analysis_hz=10).start()
     try:
-        assert wait_for(lambda: abs(params.snapshot().alpha_b - 0.5) < 0.1, 10)
+        assert wait_until(lambda: abs(params.snapshot().alpha_b - 0.5) < 0.1, 10)
         source.anchors = {"ref": Picture(REF), "bright": Picture(adjust(REF, 0.5, 0.0))}
         params.set_library(["ref", "bright"])
         params.set_anchor("bright")
-        assert wait_for(lambda: abs(params.snapshot().alpha_b) < 0.1, 10), params.snapshot()
+        assert wait_until(lambda: abs(params.snapshot().alpha_b) < 0.1, 10), params.snapshot()
         source.anchors = {"ref": Picture(REF), "bright": Picture(adjust(REF, -0.4, 0.0))}
-        assert wait_for(lambda: params.snapshot().alpha_b > 0.4, 10), params.snapshot()
+        assert wait_until(lambda: params.snapshot().alpha_b > 0.4, 10), params.snapshot()
         assert source._child.restarts == 0
     finally:
         source.stop()
