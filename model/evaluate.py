@@ -323,6 +323,11 @@ def response(model: PolyDis, data: EvalSet, idx: np.ndarray, edits: Mapping[str,
     return out
 
 
+def sweeps(resp: dict) -> dict[str, dict]:
+    """The per-edit sweeps of a part-5 result (name -> its dict), without its ``segments`` count."""
+    return {name: part for name, part in resp.items() if name != "segments"}
+
+
 def monotonic_share(series: np.ndarray) -> tuple[float, int]:
     """Share of segments (columns of ``series`` ``(n_alphas, S)``) whose values move weakly
     monotonically with alpha in the median direction with a net change; and that direction."""
@@ -373,9 +378,8 @@ def targets(result: dict) -> dict[str, dict]:
         "chord_tone_ratio": (result["chord_swap"]["chord_tone_ratio"], ">=", TARGETS["chord_tone_ratio"]),
         "texture_onset_f1": (result["chord_swap"]["texture_onset_f1"], ">=", TARGETS["texture_onset_f1"]),
     }
-    for name, part in result.get("response", {}).items():
-        if isinstance(part, dict):
-            checks[f"{name}_best_monotonic"] = (max(part["monotonic_share"].values()), ">=", TARGETS["monotonic_share"])
+    for name, part in sweeps(result.get("response", {})).items():
+        checks[f"{name}_best_monotonic"] = (max(part["monotonic_share"].values()), ">=", TARGETS["monotonic_share"])
     def met(v: float, op: str, t) -> bool:
         if op == "in":
             return t[0] <= v <= t[1]
@@ -422,14 +426,13 @@ def table(result: dict) -> str:
 
 
 def _response_lines(resp: dict) -> list[str]:
-    lines = []
-    lines.append(f"5. response ({resp['segments']} segments), descriptor means per alpha "
-                 f"{', '.join(f'{a:g}' for a in ALPHAS)}; monotonic share")
-    for name in (k for k, v in resp.items() if isinstance(v, dict)):
+    lines = [f"5. response ({resp['segments']} segments), descriptor means per alpha "
+             f"{', '.join(f'{a:g}' for a in ALPHAS)}; monotonic share"]
+    for name, part in sweeps(resp).items():
         for desc in DESCRIPTORS:
-            vals = " ".join(f"{v:6.2f}" if v is not None else "   nan" for v in resp[name]["per_alpha"][desc])
-            lines.append(f"   {name:<10} {desc:<13} {vals}   {resp[name]['monotonic_share'][desc]:.2f}"
-                         f" ({'+' if resp[name]['direction'][desc] > 0 else '-' if resp[name]['direction'][desc] < 0 else '0'})")
+            vals = " ".join(f"{v:6.2f}" if v is not None else "   nan" for v in part["per_alpha"][desc])
+            lines.append(f"   {name:<10} {desc:<13} {vals}   {part['monotonic_share'][desc]:.2f}"
+                         f" ({'+' if part['direction'][desc] > 0 else '-' if part['direction'][desc] < 0 else '0'})")
     return lines
 
 
