@@ -176,6 +176,7 @@ def reconstruction(model: PolyDis, data: EvalSet, idx: np.ndarray) -> dict[str, 
 
 
 LENGTH_BUCKETS = ((1, 1), (2, 2), (3, 4), (5, 7), (8, 32))
+NEAR_LENGTH = 1
 
 
 @torch.no_grad()
@@ -187,7 +188,9 @@ def duration_diagnosis(model: PolyDis, data: EvalSet, idx: np.ndarray, batch_siz
     - ``tf_exact``: share of notes whose 5 bits are all right in that setting;
     - ``free_exact`` / ``free_mean_length``: greedy free-running decode, among the notes whose
       (onset, pitch) came out right, the share with the right length and their mean decoded length
-      against the original mean ``mean_length``.
+      against the original mean ``mean_length``; ``free_near``: the share within ``NEAR_LENGTH``
+      sixteenths of the original (a miss by one sixteenth is often a performance detail of POP909's
+      hand-played, quantised notes).
     """
     correct_bits = np.zeros(5)
     total = 0
@@ -208,7 +211,7 @@ def duration_diagnosis(model: PolyDis, data: EvalSet, idx: np.ndarray, batch_siz
             tf[(lo, hi)][1] += int(inside.sum())
     notes = [data.notes[i] for i in idx]
     z_c, z_t = encode(model, notes, data.chords[idx])
-    free = {b: [0, 0, 0.0, 0.0] for b in LENGTH_BUCKETS}
+    free = {b: [0, 0, 0.0, 0.0, 0] for b in LENGTH_BUCKETS}
     for ref, est in zip(notes, decode(model, z_c, z_t)):
         decoded = {(int(o), int(p)): int(d) for o, p, d in est[:, [ONSET, PITCH, DURATION]]}
         for o, p, d in ref[:, [ONSET, PITCH, DURATION]]:
@@ -221,17 +224,21 @@ def duration_diagnosis(model: PolyDis, data: EvalSet, idx: np.ndarray, batch_siz
                     free[(lo, hi)][1] += 1
                     free[(lo, hi)][2] += got
                     free[(lo, hi)][3] += d
+                    free[(lo, hi)][4] += int(abs(got - d) <= NEAR_LENGTH)
     buckets = {}
     for lo, hi in LENGTH_BUCKETS:
         n_tf, n_free = tf[(lo, hi)][1], free[(lo, hi)][1]
         buckets[f"{lo}-{hi}" if lo != hi else str(lo)] = {
             "notes": n_tf, "tf_exact": tf[(lo, hi)][0] / max(n_tf, 1), "matched": n_free,
-            "free_exact": free[(lo, hi)][0] / max(n_free, 1),
+            "free_exact": free[(lo, hi)][0] / max(n_free, 1), "free_near": free[(lo, hi)][4] / max(n_free, 1),
             "free_mean_length": free[(lo, hi)][2] / max(n_free, 1),
             "mean_length": free[(lo, hi)][3] / max(n_free, 1)}
     all_tf = sum(v[0] for v in tf.values()) / max(total, 1)
-    all_free = sum(v[0] for v in free.values()) / max(sum(v[1] for v in free.values()), 1)
+    matched = max(sum(v[1] for v in free.values()), 1)
+    all_free = sum(v[0] for v in free.values()) / matched
+    all_near = sum(v[4] for v in free.values()) / matched
     return {"bit_accuracy": (correct_bits / max(total, 1)).tolist(), "tf_exact": all_tf, "free_exact": all_free,
+            "free_near": all_near,
             "buckets": buckets, "segments": len(idx)}
 
 
@@ -403,10 +410,11 @@ def table(result: dict) -> str:
                  f"(onset, pitch, duration) {r['long_note_f1']:.3f}")
     dd = result["durations"]
     lines.append(f"   durations: bit accuracy MSB->LSB {' / '.join(f'{a:.3f}' for a in dd['bit_accuracy'])}; "
-                 f"exact length teacher-forced {dd['tf_exact']:.3f}, free-running (matched notes) {dd['free_exact']:.3f}")
+                 f"exact length teacher-forced {dd['tf_exact']:.3f}, free-running (matched notes) {dd['free_exact']:.3f}, "
+                 f"within {NEAR_LENGTH} sixteenth {dd['free_near']:.3f}")
     for name, b in dd["buckets"].items():
-        lines.append(f"     length {name:>4}: {b['notes']:5d} notes, exact tf {b['tf_exact']:.3f}, free {b['free_exact']:.3f}, "
-                     f"decoded mean {b['free_mean_length']:.2f} vs {b['mean_length']:.2f}")
+        lines.append(f"     length {name:>4}: {b['notes']:5d} notes, exact tf {b['tf_exact']:.3f}, free {b['free_exact']:.3f} "
+                     f"(near {b['free_near']:.3f}), decoded mean {b['free_mean_length']:.2f} vs {b['mean_length']:.2f}")
     s = result["chord_swap"]
     lines.append(f"3. chord swap: chord-tone ratio {s['chord_tone_ratio']:.3f} (ceiling, B's own notes "
                  f"{s['chord_tone_ceiling']:.3f}), texture onset F1 {s['texture_onset_f1']:.3f}")

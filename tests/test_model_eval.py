@@ -81,6 +81,9 @@ def test_eval_cli_on_a_generated_file(tmp_path, capsys):
     rec, dd = result["reconstruction"], result["durations"]
     assert rec["length_ratio"] == pytest.approx(rec["mean_length_decoded"] / rec["mean_length_original"])
     assert 0.0 <= rec["long_note_f1"] <= 1.0 and len(dd["bit_accuracy"]) == 5
+    # a length within one sixteenth includes every exact one
+    assert all(b["free_exact"] <= b["free_near"] <= 1.0 for b in dd["buckets"].values())
+    assert dd["free_exact"] <= dd["free_near"] <= 1.0
     # every note of the evaluated segments falls in exactly one length bucket
     segs = Segments(str(data))
     val = [segs.notes(i) for i in segs.indices(1)]
