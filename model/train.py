@@ -295,14 +295,30 @@ def load_checkpoint(path: str | Path) -> dict:
                          f"{str(exc).splitlines()[0]})") from exc
 
 
+CURVE_KEYS = ("epoch", "step", "val_recon", "val_greedy_f1", "val_greedy_f1_dur")
+
+
+def curve_of(epochs: list[dict]) -> list[dict]:
+    """A session's learning curve: per epoch the step and the validation recon and greedy F1s."""
+    return [{k: (round(row[k], 4) if isinstance(row[k], float) else row[k]) for k in CURVE_KEYS if k in row}
+            for row in epochs]
+
+
 def sessions_of(card: dict) -> list[dict]:
-    """The training sessions recorded in a model card (older cards: one session from ``training``)."""
+    """The training sessions recorded in a model card (older cards: one session from ``training``).
+
+    The card's per-epoch rows belong to its last session; that session keeps them as its ``curve``
+    when it has none yet, so a card carried forward by ``--init`` keeps every session's curve."""
     if "sessions" in card:
-        return list(card["sessions"])
-    t = card.get("training", {})
-    return [{"steps": t.get("steps"), "examples": t.get("steps", 0) * t.get("batch_size", 0),
-             "wall_s": t.get("wall_s"), "hardware": t.get("hardware"), "recipe": {
-                 k: t.get(k) for k in ("lr", "lr_decay", "beta", "batch_size", "teacher_forcing")}}]
+        sessions = [dict(x) for x in card["sessions"]]
+    else:
+        t = card.get("training", {})
+        sessions = [{"steps": t.get("steps"), "examples": t.get("steps", 0) * t.get("batch_size", 0),
+                     "wall_s": t.get("wall_s"), "hardware": t.get("hardware"), "recipe": {
+                         k: t.get(k) for k in ("lr", "lr_decay", "beta", "batch_size", "teacher_forcing")}}]
+    if "curve" not in sessions[-1] and card.get("epochs"):
+        sessions[-1]["curve"] = curve_of(card["epochs"])
+    return sessions
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -350,7 +366,8 @@ def ship(run_dir: str | Path, weights: str | Path, which: str = "best_greedy") -
             "hardware": _hardware(), "init": info["hparams"].get("init"),
             "recipe": {k: info["hparams"].get(k) for k in (
                 "lr", "schedule", "total_steps", "warmup", "lr_decay", "beta", "batch_size", "dur_weight",
-                "sched_sampling", "ss_start", "ss_ramp", "bf16", "torch_threads")}}],
+                "sched_sampling", "ss_start", "ss_ramp", "bf16", "torch_threads")},
+            "curve": curve_of(info["epochs"])}],
         "data": {k: info["data"].get(k) for k in ("songs", "segments", "train_segments", "validation_segments",
                                                   "split_seed", "validation_songs")},
         "epochs": info["epochs"],

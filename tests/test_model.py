@@ -277,6 +277,11 @@ def test_init_from_shipped_weights_carries_the_card_history(tmp_path):
     second.end_epoch()
     card2 = ship(tmp_path / "b", tmp_path / "w2.pt")
     assert [s["steps"] for s in card2["sessions"]] == [first.step, second.step]
+    # each session keeps its own learning curve (validation recon and greedy F1s per epoch)
+    assert [s["curve"][0]["step"] for s in card2["sessions"]] == [first.step, second.step]
+    assert card2["sessions"][0]["curve"][0]["val_recon"] == round(card1["epochs"][0]["val_recon"], 4)
+    assert set(card2["sessions"][1]["curve"][0]) == {"epoch", "step", "val_recon", "val_greedy_f1",
+                                                     "val_greedy_f1_dur"}
     assert card2["examples_seen"] == (first.step + second.step) * 4
 
 
