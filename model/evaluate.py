@@ -211,34 +211,27 @@ def duration_diagnosis(model: PolyDis, data: EvalSet, idx: np.ndarray, batch_siz
             tf[(lo, hi)][1] += int(inside.sum())
     notes = [data.notes[i] for i in idx]
     z_c, z_t = encode(model, notes, data.chords[idx])
-    free = {b: [0, 0, 0.0, 0.0, 0] for b in LENGTH_BUCKETS}
+    pairs: list[tuple[int, int]] = []
     for ref, est in zip(notes, decode(model, z_c, z_t)):
         decoded = {(int(o), int(p)): int(d) for o, p, d in est[:, [ONSET, PITCH, DURATION]]}
-        for o, p, d in ref[:, [ONSET, PITCH, DURATION]]:
-            got = decoded.get((int(o), int(p)))
-            if got is None:
-                continue
-            for lo, hi in LENGTH_BUCKETS:
-                if lo <= d <= hi:
-                    free[(lo, hi)][0] += int(got == d)
-                    free[(lo, hi)][1] += 1
-                    free[(lo, hi)][2] += got
-                    free[(lo, hi)][3] += d
-                    free[(lo, hi)][4] += int(abs(got - d) <= NEAR_LENGTH)
+        pairs += [(decoded[(int(o), int(p))], int(d)) for o, p, d in ref[:, [ONSET, PITCH, DURATION]]
+                  if (int(o), int(p)) in decoded]
+    got, orig = np.array(pairs, dtype=np.int64).reshape(-1, 2).T
+    exact, near = got == orig, np.abs(got - orig) <= NEAR_LENGTH
     buckets = {}
     for lo, hi in LENGTH_BUCKETS:
-        n_tf, n_free = tf[(lo, hi)][1], free[(lo, hi)][1]
+        inside = (orig >= lo) & (orig <= hi)
+        n_tf, n_free = tf[(lo, hi)][1], int(inside.sum())
         buckets[f"{lo}-{hi}" if lo != hi else str(lo)] = {
             "notes": n_tf, "tf_exact": tf[(lo, hi)][0] / max(n_tf, 1), "matched": n_free,
-            "free_exact": free[(lo, hi)][0] / max(n_free, 1), "free_near": free[(lo, hi)][4] / max(n_free, 1),
-            "free_mean_length": free[(lo, hi)][2] / max(n_free, 1),
-            "mean_length": free[(lo, hi)][3] / max(n_free, 1)}
+            "free_exact": int(exact[inside].sum()) / max(n_free, 1),
+            "free_near": int(near[inside].sum()) / max(n_free, 1),
+            "free_mean_length": int(got[inside].sum()) / max(n_free, 1),
+            "mean_length": int(orig[inside].sum()) / max(n_free, 1)}
     all_tf = sum(v[0] for v in tf.values()) / max(total, 1)
-    matched = max(sum(v[1] for v in free.values()), 1)
-    all_free = sum(v[0] for v in free.values()) / matched
-    all_near = sum(v[4] for v in free.values()) / matched
-    return {"bit_accuracy": (correct_bits / max(total, 1)).tolist(), "tf_exact": all_tf, "free_exact": all_free,
-            "free_near": all_near,
+    matched = max(len(got), 1)
+    return {"bit_accuracy": (correct_bits / max(total, 1)).tolist(), "tf_exact": all_tf,
+            "free_exact": int(exact.sum()) / matched, "free_near": int(near.sum()) / matched,
             "buckets": buckets, "segments": len(idx)}
 
 
