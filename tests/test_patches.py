@@ -499,7 +499,7 @@ def test_pd_driver_steers_the_running_server(tmp_path):
                 server.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 server.kill()
-        assert released(peer), "SIGTERM closes every note"
+        assert released(peer), ("SIGTERM closes every note", peer.held(), "".join(log)[-3000:])
         notes = peer.note_ons()
         peer.close()
     banner = "".join(log)

@@ -48,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         performance.open()
+    except KeyboardInterrupt:
+        log.warning("interrupted while starting")
+        performance.shutdown()
+        return 0
     except Exception as exc:
         log.error("cannot start: %s", exc)
         performance.shutdown()

@@ -26,7 +26,7 @@ NOTE_OFF = 0x80
 NOTE_ON = 0x90
 CONTROL = 0xB0
 ALL_NOTES_OFF = 123
-CLOSE_GRACE_S = 0.05  # let the backend deliver the last events before the port goes
+CLOSE_GRACE_S = 0.3  # let the backend deliver the last events before the port goes (a busy JACK graph can lag a few periods)
 
 
 class MidiOut:
