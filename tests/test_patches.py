@@ -457,7 +457,7 @@ def test_pd_driver_steers_the_running_server(tmp_path):
     target = min(names[1:], key=lambda n: share(start_notes, {int(p) for p in anchors[n].accompaniment[:, 1]}))
     record = tmp_path / "take.mid"
     port, reply_port = free_udp_port(), free_udp_port()
-    with JackServer(f"v2mpatches{os.getpid()}"):
+    with JackServer(f"v2mpatches{os.getpid()}", period=1024):  # counts every note-off: the calm period
         peer = Peer("patchpeer")
         server = subprocess.Popen(
             [sys.executable, str(ROOT / "run_live.py"), "--osc-port", str(port), "--midi-api", "jack",
