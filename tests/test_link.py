@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.jackrig import jackd_available
+from tests.support.jackrig import CALM_PERIOD, jackd_available
 from tests.support.netns import netns_reason, run_in_netns
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,9 +28,9 @@ def link_reason() -> str | None:
 def test_two_link_peers_share_tempo_phase_and_start_stop(tmp_path):
     log = tmp_path / "server.log"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    # 1024 frames: this test counts every note-off, which the no-realtime dummy driver can drop in
-    # xruns with short periods (benchmarks.gear_timing link measures the phase at 128 frames).
-    done = run_in_netns("tests/link_session.py", str(log), "1024", cwd=ROOT, env=env, capture_output=True, text=True,
+    # CALM_PERIOD: this test counts every note-off (benchmarks.gear_timing link measures the phase
+    # at 128 frames)
+    done = run_in_netns("tests/link_session.py", str(log), str(CALM_PERIOD), cwd=ROOT, env=env, capture_output=True, text=True,
                         timeout=300)
     server_log = log.read_text() if log.exists() else ""
     assert done.returncode == 0, done.stderr[-3000:] + server_log[-3000:]

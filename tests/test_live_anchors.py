@@ -17,7 +17,7 @@ from pythonosc.osc_message import OscMessage
 from live.control.osc import encode
 from live.texture.anchors import default_anchors, load_anchor
 from tests.support.anchors import compose
-from tests.support.jackrig import JackServer, Peer, jackd_available, released
+from tests.support.jackrig import CALM_PERIOD, JackServer, Peer, jackd_available, released
 from tests.support.polling import wait_until
 from tests.test_live_server import Server
 
@@ -97,7 +97,7 @@ def test_the_server_plays_steers_switches_and_rescans_user_anchors(tmp_path):
     (shelf / "cracked").mkdir(parents=True)
     (shelf / "cracked" / "anchor.toml").write_text('title = "no music"\n')
     first_user = len(default_anchors())
-    with JackServer(f"v2manc{os.getpid()}", period=1024):
+    with JackServer(f"v2manc{os.getpid()}", period=CALM_PERIOD):
         peer = Peer("peer")
         srv = Server(tmp_path, "--midi-port", peer.port, "--bpm", "200", "--anchor", str(duet),
                      "--anchors", str(shelf), "--device", "cpu")

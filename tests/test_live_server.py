@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from live.control.osc import encode
-from tests.support.jackrig import (JackServer, Peer, connect, jackd_available, note_steps, released, wait_for_notes,
-                                   wait_for_port)
+from tests.support.jackrig import (CALM_PERIOD, JackServer, Peer, connect, jackd_available, note_steps, released,
+                                   wait_for_notes, wait_for_port)
 from tests.support.polling import stays_true, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,10 +42,8 @@ def jack():
 
 @pytest.fixture
 def jack_calm():
-    """A JACK server with a 21 ms period, for the tests that count every note-off: the dummy driver
-    without realtime priority drops MIDI events in xruns on a busy machine, far less often with
-    long periods."""
-    with JackServer(f"v2mcalm{os.getpid()}", period=1024) as server:
+    """A JACK server with ``CALM_PERIOD``, for the tests that count every note-off."""
+    with JackServer(f"v2mcalm{os.getpid()}", period=CALM_PERIOD) as server:
         yield server
 
 
@@ -362,8 +360,7 @@ def test_oscsend_brightness_changes_the_notes_from_the_next_beat(server_factory,
     differs = {s for s in range(loop) if expected[0.0].get(s, []) != expected[0.8].get(s, [])}
     assert len(differs) > loop // 4, "the random model should answer a brightness change"
 
-    # a long JACK period: the dummy driver without realtime priority drops events in xruns on a busy machine
-    with JackServer(f"v2mbright{os.getpid()}", period=1024):
+    with JackServer(f"v2mbright{os.getpid()}", period=CALM_PERIOD):
         peer = Peer("peer")
         srv = server_factory("--midi-port", peer.port, "--bpm", str(bpm), "--clock-out", "--anchor", anchor,
                              "--weights", str(weights), "--device", "cpu", "--mode", "paper")

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from pythonosc.osc_message import OscMessage
 
-from tests.support.jackrig import JackServer, Peer, connect, jackd_available, released, wait_for_notes, wait_for_port
+from tests.support.jackrig import (CALM_PERIOD, JackServer, Peer, connect, jackd_available, released, wait_for_notes,
+                                   wait_for_port)
 from tests.support.polling import stays_true
 from live.control import midimap
 from live.control.midimap import Binding, MapError
@@ -147,7 +148,7 @@ def rig(tmp_path):
     controller and the server, started by ``start(*server_args, period=...)``."""
     made = []
 
-    def start(*args: str, period: int = 1024) -> tuple[Server, Peer, Controller]:
+    def start(*args: str, period: int = CALM_PERIOD) -> tuple[Server, Peer, Controller]:
         jack = JackServer(f"v2mmidi{os.getpid()}", period=period).start()
         made.append(jack)
         peer = Peer("peer")
@@ -345,7 +346,7 @@ def test_a_preset_midi_offset_shifts_every_note_at_the_peer(rig, tmp_path):
     after = [t for t in ons if t > switched + 0.5]
     shift = phase_ms(after, before[0], step_s) - phase_ms(before, before[0], step_s)
     assert abs(shift - 40.0) < 3.0, shift
-    assert srv.terminate() == 0  # (every note-off is counted by the tests on 1024-frame periods)
+    assert srv.terminate() == 0  # (every note-off is counted by the tests on CALM_PERIOD)
 
 
 def test_keys_make_a_chord_on_key_down_and_release_returns_after_the_hold():
@@ -416,7 +417,7 @@ def test_learn_binds_the_next_cc_and_replaces_the_old_binding():
 @needs_jack
 def test_the_midi_input_comes_back_after_the_jack_server_restarts(tmp_path):
     name = f"v2mback{os.getpid()}"
-    jack = JackServer(name, period=1024).start()
+    jack = JackServer(name, period=CALM_PERIOD).start()
     srv = Server(tmp_path, "--bpm", "200")
     ctl = None
     try:
@@ -424,7 +425,7 @@ def test_the_midi_input_comes_back_after_the_jack_server_restarts(tmp_path):
         assert wait_for_port("Vis2Mus in:in"), srv.output()
         jack.stop()
         srv.wait_for("MIDI input lost: JACK server gone")
-        jack = JackServer(name, period=1024).start()
+        jack = JackServer(name, period=CALM_PERIOD).start()
         srv.wait_for("MIDI input back")
         assert wait_for_port("Vis2Mus in:in"), srv.output()
         ctl = Controller()

@@ -448,7 +448,7 @@ def _expected_pitches(anchor: str, alpha_b: float, alpha_c: float, engine_on: bo
 @pytest.mark.skipif(shutil.which("jackd") is None, reason="jackd not installed (apt-get install jackd2)")
 def test_pd_driver_steers_the_running_server(tmp_path):
     from live.texture.anchors import default_anchors
-    from tests.support.jackrig import JackServer, Peer, released
+    from tests.support.jackrig import CALM_PERIOD, JackServer, Peer, released
 
     anchors = default_anchors()
     names = sorted(anchors)
@@ -457,7 +457,7 @@ def test_pd_driver_steers_the_running_server(tmp_path):
     target = min(names[1:], key=lambda n: share(start_notes, {int(p) for p in anchors[n].accompaniment[:, 1]}))
     record = tmp_path / "take.mid"
     port, reply_port = free_udp_port(), free_udp_port()
-    with JackServer(f"v2mpatches{os.getpid()}", period=1024):  # counts every note-off: the calm period
+    with JackServer(f"v2mpatches{os.getpid()}", period=CALM_PERIOD):
         peer = Peer("patchpeer")
         server = subprocess.Popen(
             [sys.executable, str(ROOT / "run_live.py"), "--osc-port", str(port), "--midi-api", "jack",
