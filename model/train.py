@@ -8,7 +8,8 @@ the file. ``--dur-weight`` weights the duration loss in the trained objective (t
 keeps upstream's 0.5). ``--sched-sampling P`` mixes the model's own predictions into its inputs
 (``model.sampling``), ramped from 0 to ``P`` over ``--ss-ramp`` steps from ``--ss-start``. ``--bf16`` runs the passes
 under bfloat16 autocast (parameters and optimiser stay float32). ``--init WEIGHTS`` starts a new run
-from shipped weights and carries their card's training history forward.
+from shipped weights and carries their card's training history forward; with ``--dur-hidden N`` wider
+than the shipped duration GRU, its head is widened first (``model.widen``: same decodes at the start).
 
 Outputs under ``--out``: ``last.pt`` (full state: model, optimiser, schedule, RNG, epoch and batch
 position; written atomically every ``--checkpoint-minutes``, at each epoch end and on SIGTERM or
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import hashlib
 import json
 import math
@@ -40,6 +42,7 @@ from model.dataset import TRAIN, VALIDATION, Segments, epoch_plan
 from model.metrics import f1_from_counts, grids_to_notes, match_counts
 from model.polydis import CONFIGS, PolyDis, PolyDisConfig, card_path, count_params, load_model, losses
 from model.sampling import mixed_inputs
+from model.widen import widen_duration_head
 
 LOSS_KEYS = ("loss", "recon", "pitch", "dur", "kl_chd", "kl_txt", "chord")
 LR_MIN = 1e-5
@@ -71,7 +74,10 @@ class Trainer:
         self.model = PolyDis(cfg)
         self.previous_sessions: list[dict] = []
         if init:
-            self.model.load_state_dict(load_model(init).state_dict())
+            start = load_model(init)
+            if start.cfg.dur_hidden != cfg.dur_hidden:
+                start = widen_duration_head(start, cfg.dur_hidden, seed)
+            self.model.load_state_dict(start.state_dict())
             self.previous_sessions = sessions_of(json.loads(card_path(init).read_text()))
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lr_factor)
@@ -395,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=".cache/pop909.npz", help="prepared POP909 file (vis2mus-data prepare)")
     parser.add_argument("--out", default="runs/polydis-small", help="run folder (checkpoints, CSV)")
     parser.add_argument("--config", default="small", choices=sorted(CONFIGS))
+    parser.add_argument("--dur-hidden", type=int, default=None, metavar="N",
+                        help="duration GRU width (with --init: the shipped head widened, same decodes at the start)")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -434,7 +442,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vis2mus-train: {exc}", file=sys.stderr)
         return 2
     try:
-        trainer = Trainer(segments, CONFIGS[args.config], args.out, args.batch_size, args.lr, args.lr_decay,
+        cfg = CONFIGS[args.config]
+        if args.dur_hidden:
+            cfg = dataclasses.replace(cfg, dur_hidden=args.dur_hidden)
+        trainer = Trainer(segments, cfg, args.out, args.batch_size, args.lr, args.lr_decay,
                           args.beta, args.seed, args.greedy_segments, args.config, args.schedule,
                           args.total_steps, args.warmup, args.dur_weight, args.sched_sampling, args.ss_ramp,
                           args.bf16, args.init, args.ss_start)

@@ -298,3 +298,42 @@ def test_resume_can_change_the_schedule_length(tmp_path, capsys):
     assert "schedule length 3 -> 5 steps" in out and "total steps reached" in out
     info = json.loads((tmp_path / "run" / "history.json").read_text())
     assert info["steps"] == 5 and info["hparams"]["total_steps"] == 5
+
+
+def test_widened_duration_head_decodes_as_before_and_then_learns(tmp_path):
+    from model.widen import head_parameters, widen_duration_head
+    torch.manual_seed(4)
+    model = PolyDis(CONFIGS["tiny"]).eval()
+    wide = widen_duration_head(model, 3 * model.cfg.dur_hidden).eval()
+    assert wide.cfg.dur_hidden == 96 and wide.decoder.dur_gru.hidden_size == 96
+    batch = batch_of(*composed_segments())
+    with torch.no_grad():
+        narrow_out = model(batch["chords"], batch["pr_mat"], batch["grid"], sample=False)
+        wide_out = wide(batch["chords"], batch["pr_mat"], batch["grid"], sample=False)
+    for key in ("pitch", "dur", "mu_t"):
+        torch.testing.assert_close(wide_out[key], narrow_out[key], atol=1e-6, rtol=1e-6)
+    z = torch.randn(3, 2 * model.cfg.z_dim)
+    assert torch.equal(wide.decoder.greedy_decode(z, True), model.decoder.greedy_decode(z, True))
+    # the new units are not dead: their zeroed output weights get gradients at once
+    wide.train()
+    out = wide(batch["chords"], batch["pr_mat"], batch["grid"])
+    losses(out, batch["chords"], batch["grid"])["loss"].backward()
+    assert float(wide.decoder.dur_out.weight.grad[:, 32:].abs().sum()) > 0
+    assert set(head_parameters(wide)) == {n for n, _ in wide.named_parameters() if ".dur_" in n}
+    with pytest.raises(ValueError, match="only grow"):
+        widen_duration_head(wide, 32)
+
+
+def test_init_with_a_wider_duration_head_from_the_command_line(tmp_path):
+    from model.train import main
+    path = tmp_path / "syn.npz"
+    synthetic_file(str(path), n_songs=3, segments_per_song=4)
+    common = ["--data", str(path), "--config", "tiny", "--batch-size", "4", "--greedy-segments", "2",
+              "--threads", "1", "--epochs", "1"]
+    assert main(common + ["--out", str(tmp_path / "a")]) == 0
+    assert main(["--out", str(tmp_path / "a"), "--ship", str(tmp_path / "w.pt"), "--which", "last"]) == 0
+    assert main(common + ["--out", str(tmp_path / "b"), "--init", str(tmp_path / "w.pt"), "--dur-hidden", "48"]) == 0
+    assert main(["--out", str(tmp_path / "b"), "--ship", str(tmp_path / "w2.pt"), "--which", "last"]) == 0
+    card = json.loads((tmp_path / "w2.json").read_text())
+    assert card["config"]["dur_hidden"] == 48 and len(card["sessions"]) == 2
+    assert load_model(tmp_path / "w2.pt").decoder.dur_out.in_features == 48
