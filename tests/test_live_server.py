@@ -539,3 +539,18 @@ def test_sigkill_leaves_a_valid_file_and_panic_silences_the_peer(jack_calm, serv
     cc123 = {m[0] & 15 for _, m in peer.snapshot() if len(m) == 3 and m[0] & 0xF0 == 0xB0 and m[1] == 123}
     assert cc123 == set(range(16))
     peer.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_starting_stops_cleanly_with_its_render_child(server_factory, monkeypatch, sig):
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", f"v2mabsent{os.getpid()}")
+    srv = server_factory("--bpm", "120")
+    assert wait_until(lambda: render_child(srv.proc.pid), 30), srv.output()
+    child = render_child(srv.proc.pid)
+    assert "OSC listening" not in srv.output(), "the server finished starting before the signal"
+    assert srv.terminate(sig) == 0, srv.output()
+    out = srv.output()
+    assert "interrupted while starting" in out and "Traceback" not in out, out
+    assert wait_until(lambda: not Path(f"/proc/{child}").exists() or
+                      Path(f"/proc/{child}/stat").read_text().split(") ", 1)[1][0] == "Z", 10), \
+        "the render child outlived the server"

@@ -82,7 +82,8 @@ class Performance:
         """Start the render child, render the first loop, open MIDI/OSC/camera; returns ``self``."""
         settings = self.settings
         state = self.params.snapshot()
-        self.renderer = RenderProcess(settings, self._counter.count, self.anchors, self.contents).start()
+        self.renderer = RenderProcess(settings, self._counter.count, self.anchors, self.contents)
+        self.renderer.start()
         self.engine_note = self.renderer.note
         t0 = time.perf_counter()
         n_segments, sections = self.renderer(state, list(range(self.renderer.count(state))))

@@ -2,6 +2,7 @@
 
 ``main`` parses the options (``live.app.config``), builds and opens a ``live.app.performance.
 Performance`` and runs it until SIGINT/SIGTERM: all notes off + CC 123, recording closed, exit 0.
+A signal while it is still starting stops what has started (the render child included), exit 0.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ def panic_main(settings) -> int:
     return 0
 
 
+def _interrupt(signum: int, _frame) -> None:
+    """SIGTERM while the server starts: unwind ``open()`` as Ctrl-C does."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: parse the options, run until SIGINT/SIGTERM, exit 0 (1 if it cannot start)."""
     from live.app.config import load_settings
@@ -46,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         log.error("cannot start: %s", exc)
         return 1
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         performance.open()
     except KeyboardInterrupt:
