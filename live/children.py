@@ -1,14 +1,18 @@
-"""One supervisor for the runtime's child processes (the render child, the camera child).
+"""What runs beside the main thread: supervised child processes and stoppable worker threads.
 
 A ``Child`` starts ``target(conn, *args)`` in a ``spawn`` process with a duplex pipe, stops it in an
 orderly way (a stop message, a join, then SIGKILL), restarts it at once (``restart``) or after an
 exponential back-off (``failed`` then ``due``). The ``spawn`` method means a script that starts
 children needs the usual ``if __name__ == "__main__":`` guard.
+
+A ``Worker`` is a component's named daemon thread with its stop flag: the loop waits on
+``stopping`` and ends when it is set; ``stop`` sets it and joins the thread for a bounded time.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import threading
 import time
 from multiprocessing.connection import Connection
 from typing import Callable
@@ -98,3 +102,24 @@ class Child:
     def due(self, now: float | None = None) -> float:
         """Seconds until a scheduled restart is due (0 when it is due now)."""
         return max(0.0, self._restart_at - (time.monotonic() if now is None else now))
+
+
+class Worker:
+    """A daemon thread running ``target()`` until ``stopping`` is set; :meth:`stop` sets it and waits
+    up to ``join_s`` seconds for the loop to end (idempotent, safe before :meth:`start`)."""
+
+    def __init__(self, target: Callable[[], None], name: str, join_s: float = JOIN_S) -> None:
+        self.stopping = threading.Event()
+        self.join_s = join_s
+        self._thread = threading.Thread(target=target, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=self.join_s)

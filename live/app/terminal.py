@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import select
 import sys
-import threading
 from typing import Callable
+
+from live.children import Worker
 
 POLL_S = 0.1
 
@@ -23,8 +24,7 @@ class TerminalKeys:
         self.on_key = on_key
         self.stream = stream
         self._saved = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="keys", daemon=True)
+        self._worker = Worker(self._run, "keys", join_s=1.0)
 
     def start(self) -> bool:
         """Start reading keys; False (and nothing changed) when the stream is not a terminal."""
@@ -39,12 +39,12 @@ class TerminalKeys:
             tty.setcbreak(fd)
         except (ImportError, OSError, ValueError):
             return False
-        self._thread.start()
+        self._worker.start()
         return True
 
     def _run(self) -> None:
         fd = self.stream.fileno()
-        while not self._stop.is_set():
+        while not self._worker.stopping.is_set():
             try:
                 ready, _, _ = select.select([fd], [], [], POLL_S)
                 if ready:
@@ -57,9 +57,7 @@ class TerminalKeys:
 
     def stop(self) -> None:
         """Stop reading and give the terminal its settings back (idempotent)."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=1.0)
+        self._worker.stop()
         if self._saved is not None:
             import termios
 

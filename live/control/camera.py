@@ -23,7 +23,6 @@ import hashlib
 import logging
 import os
 import signal
-import threading
 import time
 from multiprocessing.connection import Connection
 from typing import Any, Mapping
@@ -35,7 +34,7 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 import cv2  # noqa: E402  (after the environment above)
 
-from live.children import BACKOFF_MAX_S, BACKOFF_START_S, Child
+from live.children import BACKOFF_MAX_S, BACKOFF_START_S, Child, Worker
 from live.control.alpha import Smoother, estimate
 from live.control.params import Params
 
@@ -292,12 +291,11 @@ class CameraSource:
         self._target: np.ndarray | None = None
         self._last_good = time.monotonic()
         self._reason = ""
-        self._stop = threading.Event()
         self._child = Child(_capture_worker,
                             (self.kind, spec, self.analysis_hz, self.timeout,
                              {name: np.asarray(anchor.image) for name, anchor in anchors.items()}),
                             name=f"vis2mus-{self.kind}")
-        self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
+        self._worker = Worker(self._run, "camera", join_s=3.0)
 
     @classmethod
     def from_settings(cls, params: Params, anchors: Mapping[str, Any], settings: Any) -> "CameraSource":
@@ -319,14 +317,12 @@ class CameraSource:
     def start(self) -> "CameraSource":
         """Start the capture process and the output thread; returns ``self``."""
         self._child.start()
-        self._thread.start()
+        self._worker.start()
         return self
 
     def stop(self) -> None:
         """Stop the thread and the capture process, releasing the source (idempotent)."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=3.0)
+        self._worker.stop()
         self._child.stop()
 
     def _run(self) -> None:
@@ -335,7 +331,7 @@ class CameraSource:
         child = self._child
         initial = {name: anchor.image for name, anchor in self.anchors.items()}
         shown = dict(initial)
-        while not self._stop.is_set():
+        while not self._worker.stopping.is_set():
             now = time.monotonic()
             if child.conn is None:
                 wait = child.due(now)
@@ -343,7 +339,7 @@ class CameraSource:
                     child.restart()
                     sent, shown = (), dict(initial)
                 else:
-                    self._stop.wait(min(OUTPUT_PERIOD_S, wait))
+                    self._worker.stopping.wait(min(OUTPUT_PERIOD_S, wait))
             else:
                 try:
                     if child.conn.poll(max(0.0, next_output - now)):

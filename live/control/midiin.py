@@ -31,6 +31,7 @@ from typing import Callable
 import numpy as np
 import rtmidi
 
+from live.children import Worker
 from live.control import midimap
 from live.control.midimap import Binding, MapError
 from live.control.params import Params
@@ -74,8 +75,7 @@ class MidiIn:
         self._handlers = midimap.handlers(params)
         self._queue: deque[list[int]] = deque(maxlen=QUEUE_MAX)
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="midi-in", daemon=True)
+        self._worker = Worker(self._run, "midi-in")
         self._in = None
         self._port_lock = threading.Lock()
         self._lost = False
@@ -175,14 +175,12 @@ class MidiIn:
         return out
 
     def start(self) -> "MidiIn":
-        self._thread.start()
+        self._worker.start()
         return self
 
     def close(self) -> None:
         """Stop the thread and close the port (idempotent)."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=2.0)
+        self._worker.stop()
         with self._port_lock:
             midi_in, self._in = self._in, None
             if midi_in is not None:
@@ -230,7 +228,7 @@ class MidiIn:
     # The thread
 
     def _run(self) -> None:
-        while not self._stop.wait(BATCH_S):
+        while not self._worker.stopping.wait(BATCH_S):
             try:
                 self._round(time.monotonic())
             except Exception:  # a bug here must not end MIDI input for the rest of the show

@@ -15,9 +15,10 @@ sampling both clocks.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Callable
+
+from live.children import Worker
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,7 @@ class LinkSync:
         self._link = link.Link(float(bpm))
         self._link.startStopSyncEnabled = True
         self._link.enabled = True
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="link", daemon=True)
+        self._worker = Worker(self._run, "link")
         self._transport: tuple[bool, int] | None = None
         self._tempo = float(bpm)
         self.corrections = 0
@@ -103,17 +103,15 @@ class LinkSync:
 
     def start(self) -> "LinkSync":
         self._transport = self._transport_of(self._link.captureAppSessionState())
-        self._thread.start()
+        self._worker.start()
         return self
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=2.0)
+        self._worker.stop()
         self._link.enabled = False
 
     def _run(self) -> None:
-        while not self._stop.wait(POLL_S):
+        while not self._worker.stopping.wait(POLL_S):
             try:
                 self._follow()
             except Exception:  # the music goes on at the last tempo

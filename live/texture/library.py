@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
+from live.children import Worker
 from live.texture.anchors import Anchor, AnchorError, content_pieces, default_anchors, load_anchor
 
 logger = logging.getLogger(__name__)
@@ -244,11 +245,10 @@ class Rescanner:
         self.scans = 0
         self._log = log if log is not None else logger.warning
         self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="vis2mus-anchors", daemon=True)
+        self._worker = Worker(self._run, "vis2mus-anchors", join_s=5.0)
 
     def start(self) -> "Rescanner":
-        self._thread.start()
+        self._worker.start()
         return self
 
     def poke(self) -> None:
@@ -256,16 +256,15 @@ class Rescanner:
         self._wake.set()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._worker.stopping.set()
         self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5.0)
+        self._worker.stop()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self._worker.stopping.is_set():
             self._wake.wait()
             self._wake.clear()
-            if self._stop.is_set():
+            if self._worker.stopping.is_set():
                 return
             try:
                 if self.library.scan():
@@ -273,4 +272,4 @@ class Rescanner:
             except Exception as exc:  # a failed scan or update must not end the watching
                 self._log(f"anchor re-scan failed: {type(exc).__name__}: {exc}")
             self.scans += 1
-            self._stop.wait(self.min_interval_s)
+            self._worker.stopping.wait(self.min_interval_s)
