@@ -31,8 +31,13 @@ def panic_main(settings) -> int:
     return 0
 
 
+_STARTING_SIGNALS: list[int] = []
+
+
 def _interrupt(signum: int, _frame) -> None:
-    """SIGTERM while the server starts: unwind ``open()`` as Ctrl-C does."""
+    """SIGINT or SIGTERM while the server starts: noted (in case a library swallows the exception)
+    and ``open()`` unwound."""
+    _STARTING_SIGNALS.append(signum)
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
@@ -52,17 +57,20 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         log.error("cannot start: %s", exc)
         return 1
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         performance.open()
     except KeyboardInterrupt:
-        log.warning("interrupted while starting")
-        performance.shutdown()
-        return 0
+        _STARTING_SIGNALS.append(signal.SIGINT)
     except Exception as exc:
         log.error("cannot start: %s", exc)
         performance.shutdown()
         return 1
+    if _STARTING_SIGNALS:
+        log.warning("interrupted while starting")
+        performance.shutdown()
+        return 0
 
     def on_signal(signum, _frame) -> None:
         performance.stop()
