@@ -20,11 +20,10 @@ import tempfile
 import torch
 
 from model.dataset import Segments
+from model.evaluate import DEFAULT_WEIGHTS, duration_bits_right
 from model.polydis import load_model
 from model.train import Trainer
 from model.widen import head_parameters
-
-DEFAULT_WEIGHTS = "weights/polydis-small.pt"
 
 
 def head_only_trainer(data: Segments, weights: str, width: int, out: str, lr: float) -> Trainer:
@@ -47,16 +46,16 @@ def exact_lengths(trainer: Trainer, limit: int, batch_size: int = 128) -> float:
     for start in range(0, len(idx), batch_size):
         batch = trainer.segments.batch(idx[start:start + batch_size])
         out = trainer.model(batch["chords"], batch["pr_mat"], batch["grid"], sample=False)
-        truth = batch["grid"][:, :, 1:, 1:][out["real"]]
-        right += int((out["dur"].argmax(-1) == truth).all(-1).sum())
-        total += len(truth)
+        bits, _ = duration_bits_right(out, batch["grid"])
+        right += int(bits.all(-1).sum())
+        total += len(bits)
     return right / max(total, 1)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="duration_capacity", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=".cache/pop909.npz")
-    parser.add_argument("--weights", default=DEFAULT_WEIGHTS)
+    parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
     parser.add_argument("--widths", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--block", type=int, default=10)

@@ -20,10 +20,9 @@ import time
 import torch
 
 from model.dataset import Segments
+from model.evaluate import DEFAULT_WEIGHTS
 from model.polydis import load_model
 from model.train import Trainer
-
-DEFAULT_WEIGHTS = "weights/polydis-small.pt"
 
 
 def make_trainer(data: Segments, weights: str, out: str, bf16: bool, lr: float, sched_sampling: float) -> Trainer:
@@ -36,7 +35,7 @@ def make_trainer(data: Segments, weights: str, out: str, bf16: bool, lr: float, 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="train_precision", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=".cache/pop909.npz")
-    parser.add_argument("--weights", default=DEFAULT_WEIGHTS)
+    parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--block", type=int, default=5)
     parser.add_argument("--val", type=int, default=1024, help="validation segments for the losses")

@@ -116,9 +116,6 @@ class Worker:
     def start(self) -> None:
         self._thread.start()
 
-    def is_alive(self) -> bool:
-        return self._thread.is_alive()
-
     def stop(self) -> None:
         self.stopping.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():

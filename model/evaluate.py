@@ -180,6 +180,14 @@ NEAR_LENGTH = 1
 
 
 @torch.no_grad()
+def duration_bits_right(out: dict[str, torch.Tensor], grid: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """The duration head of a teacher-forced pass (``PolyDis.forward`` output ``out`` on ``grid``
+    ``(B, 32, S, 6)``) against the truth: which bits are right and the true bits, both ``(N, 5)``
+    for the ``N`` real notes."""
+    truth = grid[:, :, 1:, 1:][out["real"]]
+    return (out["dur"].argmax(-1) == truth).numpy(), truth.numpy()
+
+
 def duration_diagnosis(model: PolyDis, data: EvalSet, idx: np.ndarray, batch_size: int = 64) -> dict:
     """Where note lengths are lost, per original length bucket (sixteenths).
 
@@ -200,11 +208,10 @@ def duration_diagnosis(model: PolyDis, data: EvalSet, idx: np.ndarray, batch_siz
         batch = collate([(data.chords[i], notes_to_pr_mat(data.notes[i]), notes_to_grid(data.notes[i]))
                          for i in part])
         out = model(batch["chords"], batch["pr_mat"], batch["grid"], sample=False)
-        truth = batch["grid"][:, :, 1:, 1:][out["real"]]
-        right = (out["dur"].argmax(-1) == truth).numpy()
+        right, truth = duration_bits_right(out, batch["grid"])
         correct_bits += right.sum(0)
         total += len(right)
-        lengths = (truth.numpy() * (2 ** np.arange(4, -1, -1))).sum(-1) + 1
+        lengths = (truth * (2 ** np.arange(4, -1, -1))).sum(-1) + 1
         for lo, hi in LENGTH_BUCKETS:
             inside = (lengths >= lo) & (lengths <= hi)
             tf[(lo, hi)][0] += int(right[inside].all(-1).sum())

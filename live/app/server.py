@@ -31,16 +31,6 @@ def panic_main(settings) -> int:
     return 0
 
 
-_STARTING_SIGNALS: list[int] = []
-
-
-def _interrupt(signum: int, _frame) -> None:
-    """SIGINT or SIGTERM while the server starts: noted (in case a library swallows the exception)
-    and ``open()`` unwound."""
-    _STARTING_SIGNALS.append(signum)
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: parse the options, run until SIGINT/SIGTERM, exit 0 (1 if it cannot start)."""
     from live.app.config import load_settings
@@ -57,17 +47,24 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         log.error("cannot start: %s", exc)
         return 1
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
+    starting_signals: list[int] = []
+
+    def on_starting_signal(signum, _frame) -> None:
+        # noted as well as raised, so a start whose exception a library swallows still ends here
+        starting_signals.append(signum)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, on_starting_signal)
+    signal.signal(signal.SIGTERM, on_starting_signal)
     try:
         performance.open()
     except KeyboardInterrupt:
-        _STARTING_SIGNALS.append(signal.SIGINT)
+        pass  # on_starting_signal noted it
     except Exception as exc:
         log.error("cannot start: %s", exc)
         performance.shutdown()
         return 1
-    if _STARTING_SIGNALS:
+    if starting_signals:
         log.warning("interrupted while starting")
         performance.shutdown()
         return 0
