@@ -75,6 +75,29 @@ def test_stream_arrives_at_the_set_tempo_and_every_note_on_has_its_note_off(jack
     peer.close()
 
 
+def test_closing_repeats_the_last_panic_to_the_port_but_records_it_once(jack, tmp_path):
+    peer = Peer("peer")
+    rec = Recorder(tmp_path / "take.mid", bpm=120)
+    midi = MidiOut(api="jack", port=peer.port, recorder=rec)
+    assert midi.connected, midi.description
+    for pitch in (48, 55, 64):
+        midi.note_on(ACCOMPANIMENT_CHANNEL, pitch, 90)
+    assert midi.panic() == 3  # what the send thread's shutdown does before the port closes
+    midi.close()
+    rec.close()
+
+    def offs(pitch: int) -> int:
+        return sum(len(m) == 3 and m[0] == 0x80 | ACCOMPANIMENT_CHANNEL and m[1] == pitch
+                   for _, m in peer.snapshot())
+
+    assert wait_until(lambda: all(offs(p) == 2 for p in (48, 55, 64)), 3), peer.snapshot()
+    cc123 = [m for _, m in peer.snapshot() if len(m) == 3 and m[0] & 0xF0 == 0xB0 and m[1] == 123]
+    assert len(cc123) >= 2
+    recorded = [m for m in mido.MidiFile(tmp_path / "take.mid").tracks[0] if m.type == "note_off"]
+    assert sorted(m.note for m in recorded) == [48, 55, 64]
+    peer.close()
+
+
 def test_splice_lands_on_the_next_beat_and_cuts_sounding_notes(jack):
     peer = Peer("peer")
     midi = MidiOut(api="jack", port=peer.port)

@@ -6,6 +6,9 @@ an existing input port whose name contains that text. Every event also goes to t
 
 Open notes are tracked per ``(channel, pitch)`` with a token: a note-off scheduled for a note that a
 later note-on (or a panic) already ended is dropped, so a key is never released twice or left held.
+Closing the port repeats, to the port alone, the note-offs of the last panic and CC 123 once the
+first ones had time to go out: a no-realtime JACK client drops the events of a period it misses,
+and a lost closing burst would leave the synth's keys down for good.
 A watchdog (``check()``, called about twice a second by the server) notices a JACK server that went
 away, a connected peer that vanished, or one that came back, and reopens the port.
 """
@@ -42,6 +45,7 @@ class MidiOut:
         self._open: dict[tuple[int, int], int] = {}
         self._token = 0
         self._used_channels: set[int] = set()
+        self._released: set[tuple[int, int]] = set()
         self._out = None
         self._api_id: int | None = None
         self._jack_stamp: tuple[int, int] | None = None
@@ -182,17 +186,28 @@ class MidiOut:
     def panic(self, channels=None) -> int:
         """All notes off: note-offs for held keys, then CC 123 on every used channel (or ``channels``)."""
         with self._lock:
+            if self._open:
+                self._released = set(self._open)
             count = self.all_off()
             for channel in sorted(self._used_channels if channels is None else channels):
                 self._send([CONTROL | channel, ALL_NOTES_OFF, 0])
             return count
 
     def close(self) -> None:
-        """Panic, then release the port."""
+        """Panic; after ``CLOSE_GRACE_S`` the note-offs of the last panic and CC 123 again, to the
+        port only (the recording has them once); after another ``CLOSE_GRACE_S`` release the port."""
         with self._lock:
             self.panic()
             out, self._out = self._out, None
+            repeat = [[NOTE_OFF | channel, pitch, 0] for channel, pitch in sorted(self._released)]
+            repeat += [[CONTROL | channel, ALL_NOTES_OFF, 0] for channel in sorted(self._used_channels)]
         if out is not None:
+            time.sleep(CLOSE_GRACE_S)
+            try:
+                for message in repeat:
+                    out.send_message(message)
+            except Exception:  # the backend broke meanwhile; the port goes below
+                pass
             time.sleep(CLOSE_GRACE_S)
             try:
                 out.close_port()
