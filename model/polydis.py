@@ -412,10 +412,12 @@ def kl_mean(mu: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
 
 
 def losses(out: dict[str, torch.Tensor], chords: torch.Tensor, grid: torch.Tensor,
-           beta: float = 0.1, dur_weight: float = RECON_DUR_WEIGHT) -> dict[str, torch.Tensor]:
+           beta: float = 0.1, dur_weight: float = RECON_DUR_WEIGHT, beta_txt: float | None = None,
+           chord_weight: float = 1.0) -> dict[str, torch.Tensor]:
     """Loss terms of one batch: ``pitch``, ``dur``, ``recon`` (= pitch + 0.5 dur, the reported
     measure), ``kl_chd``, ``kl_txt``, ``chord`` (no-chord beats masked out) and ``loss``
-    (pitch + dur_weight * dur + beta KL + chord; with the default weight, recon + beta KL + chord).
+    (pitch + dur_weight * dur + beta kl_chd + beta_txt kl_txt + chord_weight * chord; with the
+    defaults, recon + beta KL + chord). ``beta_txt`` defaults to ``beta``.
 
     ``chords`` ``(B, 8, 36)``, ``grid`` ``(B, 32, S, 6)`` as passed to :meth:`PolyDis.forward`.
     """
@@ -437,7 +439,9 @@ def losses(out: dict[str, torch.Tensor], chords: torch.Tensor, grid: torch.Tenso
     kl_c = kl_mean(out["mu_c"], out["std_c"])
     kl_t = kl_mean(out["mu_t"], out["std_t"])
     recon = pitch + RECON_DUR_WEIGHT * dur
-    return {"loss": pitch + dur_weight * dur + beta * (kl_c + kl_t) + chord, "recon": recon, "pitch": pitch, "dur": dur,
+    beta_t = beta if beta_txt is None else beta_txt
+    loss = pitch + dur_weight * dur + beta * kl_c + beta_t * kl_t + chord_weight * chord
+    return {"loss": loss, "recon": recon, "pitch": pitch, "dur": dur,
             "kl_chd": kl_c, "kl_txt": kl_t, "chord": chord}
 
 

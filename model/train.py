@@ -3,7 +3,8 @@
 Recipe: vectorised training, Adam with either the exponential schedule (lr multiplied by
 ``--lr-decay`` every batch, floor 1e-5) or ``--schedule cosine`` (linear warm-up, cosine down to the
 floor at ``--total-steps``), gradient clipping at global norm 1.0, constant beta 0.1 on KL means (what
-upstream effectively runs, spec §3.3), random transposition -6..+5 per example, song-level split from
+upstream effectively runs, spec §3.3; ``--beta-txt`` sets the texture latent's apart, ``--chord-weight``
+weights the chord loss), random transposition -6..+5 per example, song-level split from
 the file. ``--dur-weight`` weights the duration loss in the trained objective (the reported recon
 keeps upstream's 0.5). ``--sched-sampling P`` mixes the model's own predictions into its inputs
 (``model.sampling``), ramped from 0 to ``P`` over ``--ss-ramp`` steps from ``--ss-start``. ``--bf16`` runs the passes
@@ -56,7 +57,8 @@ class Trainer:
                  greedy_segments: int = 256, config_name: str = "custom", schedule: str = "exp",
                  total_steps: int = 0, warmup: int = 0, dur_weight: float = 0.5,
                  sched_sampling: float = 0.0, ss_ramp: int = 1, bf16: bool = False,
-                 init: str | None = None, ss_start: int = 0):
+                 init: str | None = None, ss_start: int = 0, beta_txt: float | None = None,
+                 chord_weight: float = 1.0):
         self.segments = segments
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -68,8 +70,8 @@ class Trainer:
                         "torch_threads": torch.get_num_threads(), "schedule": schedule,
                         "total_steps": total_steps, "warmup": warmup, "dur_weight": dur_weight,
                         "sched_sampling": sched_sampling, "ss_ramp": max(ss_ramp, 1), "ss_start": ss_start,
-                        "bf16": bf16,
-                        "init": init}
+                        "bf16": bf16, "beta_txt": beta if beta_txt is None else beta_txt,
+                        "chord_weight": chord_weight, "init": init}
         torch.manual_seed(seed)
         self.model = PolyDis(cfg)
         self.previous_sessions: list[dict] = []
@@ -133,7 +135,8 @@ class Trainer:
                 inputs = mixed_inputs(first, batch["grid"], p)
             out = self.model(batch["chords"], batch["pr_mat"], batch["grid"], inputs=inputs)
         out = {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
-        terms = losses(out, batch["chords"], batch["grid"], self.hparams["beta"], self.hparams["dur_weight"])
+        terms = losses(out, batch["chords"], batch["grid"], self.hparams["beta"], self.hparams["dur_weight"],
+                       self.hparams.get("beta_txt"), self.hparams.get("chord_weight", 1.0))
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.hparams["grad_clip"])
@@ -371,7 +374,8 @@ def ship(run_dir: str | Path, weights: str | Path, which: str = "best_greedy") -
             "examples": info["steps"] * info["hparams"]["batch_size"], "wall_s": round(info["wall_s"], 1),
             "hardware": _hardware(), "init": info["hparams"].get("init"),
             "recipe": {k: info["hparams"].get(k) for k in (
-                "lr", "schedule", "total_steps", "warmup", "lr_decay", "beta", "batch_size", "dur_weight",
+                "lr", "schedule", "total_steps", "warmup", "lr_decay", "beta", "beta_txt", "chord_weight",
+                "batch_size", "dur_weight",
                 "sched_sampling", "ss_start", "ss_ramp", "bf16", "torch_threads")},
             "curve": curve_of(info["epochs"])}],
         "data": {k: info["data"].get(k) for k in ("songs", "segments", "train_segments", "validation_segments",
@@ -408,7 +412,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--lr-decay", type=float, default=0.9999, help="lr factor per batch (floor 1e-5)")
-    parser.add_argument("--beta", type=float, default=0.1)
+    parser.add_argument("--beta", type=float, default=0.1, help="weight of the KL terms")
+    parser.add_argument("--beta-txt", type=float, default=None, help="weight of the texture latent's KL (default: --beta)")
+    parser.add_argument("--chord-weight", type=float, default=1.0, help="weight of the chord loss")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--greedy-segments", type=int, default=256, help="validation segments decoded greedily per epoch")
@@ -448,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
         trainer = Trainer(segments, cfg, args.out, args.batch_size, args.lr, args.lr_decay,
                           args.beta, args.seed, args.greedy_segments, args.config, args.schedule,
                           args.total_steps, args.warmup, args.dur_weight, args.sched_sampling, args.ss_ramp,
-                          args.bf16, args.init, args.ss_start)
+                          args.bf16, args.init, args.ss_start, args.beta_txt, args.chord_weight)
     except (OSError, ValueError) as exc:
         print(f"vis2mus-train: {exc}", file=sys.stderr)
         return 2

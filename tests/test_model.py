@@ -74,6 +74,20 @@ def test_no_chord_beats_are_masked_out_of_the_chord_loss():
     assert torch.equal(losses(out, batch["chords"], batch["grid"])["chord"], masked)
 
 
+def test_the_texture_kl_and_the_chord_loss_carry_their_own_weights():
+    torch.manual_seed(0)
+    model = PolyDis(CONFIGS["tiny"])
+    notes, chords = composed_segments()
+    batch = batch_of(notes, chords)
+    out = model(batch["chords"], batch["pr_mat"], batch["grid"], sample=False)
+    plain = losses(out, batch["chords"], batch["grid"], beta=0.1, dur_weight=1.5)
+    weighted = losses(out, batch["chords"], batch["grid"], beta=0.1, dur_weight=1.5, beta_txt=0.4, chord_weight=3.0)
+    extra = 0.3 * plain["kl_txt"] + 2.0 * plain["chord"]
+    assert extra.item() > 0
+    assert torch.allclose(weighted["loss"], plain["loss"] + extra)
+    assert torch.equal(weighted["recon"], plain["recon"])
+
+
 def test_step_api_matches_teacher_forced_pass():
     torch.manual_seed(1)
     model = PolyDis(CONFIGS["tiny"]).eval()
