@@ -241,6 +241,12 @@ def test_moves_are_ordered_and_capped():
     thin = relative.moves(anchor, reference, [near], add_cap=0.0, remove_cap=1.0, thin=True)
     assert len(thin.removals) == len(anchor)
     assert len(relative.moves(anchor, reference, [near], add_cap=0.0, remove_cap=1.0).removals) == 2
+    few = relative.moves(anchor, reference, [near], add_cap=1.0, remove_cap=0.0, upward=True)
+    assert [tuple(n[[ONSET, PITCH]]) for n in few.additions] == [(2, 62)]
+    # filling: octave doublings follow the model's additions, strong metre first, none above the top,
+    # none struck while the anchor holds the same key (0, 60)
+    filled = relative.moves(anchor, reference, [near], add_cap=1.0, remove_cap=0.0, upward=True, fill=True, top=72)
+    assert [tuple(n[[ONSET, PITCH]]) for n in filled.additions] == [(2, 62), (0, 72), (8, 67)]
     half = relative.apply(anchor, found, 0.5)
     assert len(half) == len(anchor) + share(0.5, 3) - share(0.5, len(found.removals))
     np.testing.assert_array_equal(relative.apply(anchor, found, 0.0), anchor)

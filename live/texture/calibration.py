@@ -28,14 +28,15 @@ GRID = (0.25, 0.5, 0.75, 1.0)
 """|alpha| of the load-time decodes, on each side of 0."""
 SIDES = ("brightness+", "brightness-", "contrast+", "contrast-")
 CAPS = {
-    "brightness+": (1.0, 0.0, False, True),
-    "brightness-": (0.0, 0.75, True, False),
-    "contrast+": (0.5, 0.5, True, False),
-    "contrast-": (0.5, 0.5, True, False),
+    "brightness+": (1.0, 0.0, False, True, True),
+    "brightness-": (0.0, 0.75, True, False, False),
+    "contrast+": (0.5, 0.5, True, False, False),
+    "contrast-": (0.5, 0.5, True, False, False),
 }
-"""side -> (additions, removals, thin, upward) at the fader's end, additions and removals as shares
-of the anchor segment's notes; ``thin``: removals go on by rule where the model names too few;
-``upward``: additions above the bass first (``live.texture.relative.moves``). Brighter adds up to
+"""side -> (additions, removals, thin, upward, fill) at the fader's end, additions and removals as
+shares of the anchor segment's notes; ``thin``: removals go on by rule where the model names too few;
+``upward``: additions above the bass first; ``fill``: additions go on by rule (octave doublings)
+where the model names too few (``live.texture.relative.moves``). Brighter adds up to
 as many notes again, above the bass first, and never removes,
 darker removes up to three quarters and never adds, so the texture's size follows brightness;
 contrast replaces up to half: it changes the texture's character more than its size (and even where

@@ -10,7 +10,9 @@ of a fader (``decodes``); :func:`moves` compares them, by ``(onset, pitch)``:
 - **removals**: anchor notes a decode no longer *supports* (no note at the same onset with the
   same pitch class). Notes the reference supported (the edit really took them away) come before
   notes the model never reproduced. On a side that thins the texture (darker), the other anchor
-  notes follow, so it thins even where the model only adds.
+  notes follow, so it thins even where the model only adds. On a side that fills the texture
+  (brighter), anchor notes doubled an octave up follow the model's additions, so it fills even
+  where the model names few new notes.
 
 Each list is ordered by the first alpha at which the change appears; additions then by how far
 they lie outside the anchor segment's pitch span (inside first, so the register widens step by
@@ -69,16 +71,23 @@ def _chroma_keys(notes: np.ndarray) -> np.ndarray:
 
 
 def moves(anchor: np.ndarray, reference: np.ndarray, decodes: list[np.ndarray], add_cap: float,
-          remove_cap: float, thin: bool = False, upward: bool = False) -> Moves:
+          remove_cap: float, thin: bool = False, upward: bool = False, fill: bool = False,
+          top: int = PITCHES - 1) -> Moves:
     """The ordered changes (module docstring) of one anchor segment ``(M, 4)`` from its
     ``reference`` decode and the ``decodes`` at growing |alpha|, each ``(N_k, 4)``; at most
     ``add_cap`` and ``remove_cap`` times ``M`` of each kind (at least one of a kind whose cap is
     not 0). ``thin``: after the removals the model makes, every other anchor note is a removal
     candidate too (weak metre and high pitch first), so a side that must thin the texture can even
     where the model only adds. ``upward``: additions below the anchor segment's lowest note come
-    after all others (a side that lightens the texture adds above its bass first)."""
+    after all others (a side that lightens the texture adds above its bass first). ``fill``: after
+    the model's additions, anchor notes an octave up to pitch ``top`` (:func:`doublings`) are
+    addition candidates too, so a side that must fill the texture can even where the model names
+    few new notes."""
     n_add, n_rem = (max(1, int(round(cap * len(anchor)))) if cap > 0 else 0 for cap in (add_cap, remove_cap))
-    return Moves(_additions(anchor, reference, decodes, upward)[:n_add],
+    additions = _additions(anchor, reference, decodes, upward)
+    if fill:
+        additions = _without_overlaps(np.concatenate([additions, doublings(anchor, top)]), anchor)
+    return Moves(additions[:n_add],
                  _removals(anchor, reference, decodes, thin)[:n_rem])
 
 
@@ -102,6 +111,16 @@ def _additions(anchor: np.ndarray, reference: np.ndarray, decodes: list[np.ndarr
     order = np.lexsort((-notes[:, PITCH], -metric_weight(notes[:, ONSET]), [-count[key] for key in keys], outside,
                         [first[key][0] for key in keys], below))
     return _without_overlaps(notes[order], anchor)
+
+
+def doublings(anchor: np.ndarray, top: int = PITCHES - 1) -> np.ndarray:
+    """The anchor segment's notes ``(M, 4)`` an octave up, those that stay at or under ``top``
+    (the register's highest pitch), ordered strong metre first, then low pitch first (the register rises
+    step by step) -> ``(D, 4)``."""
+    notes = anchor.astype(np.int32)
+    notes[:, PITCH] += 12
+    notes = notes[notes[:, PITCH] <= top]
+    return notes[np.lexsort((notes[:, PITCH], -metric_weight(notes[:, ONSET])))]
 
 
 def _without_overlaps(candidates: np.ndarray, anchor: np.ndarray) -> np.ndarray:

@@ -195,7 +195,7 @@ class Vis2Mus:
             per_segment = []
             for t in range(n):
                 grid = [decoded[(s * len(GRID) + k) * n + t] for k in range(len(GRID))]
-                found = relative.moves(bases[t], references[t], grid, *CAPS[name])
+                found = relative.moves(bases[t], references[t], grid, *CAPS[name], top=self.register[1])
                 per_segment.append(relative.Moves(dynamics.follow(found.additions, velocity_refs[t], profile),
                                                   found.removals))
             table[name] = tuple(per_segment)
