@@ -107,13 +107,15 @@ def test_the_server_plays_steers_switches_and_rescans_user_anchors(tmp_path):
             happens(lambda: sum(m[0] == 0x90 for _, m in peer.snapshot() if len(m) == 3 and m[2]) >= 4,
                        "the duet's melody on channel 1", srv)
             own = {int(p) for p in load_anchor(duet).accompaniment[:, 1]}
-            osc.send("/vis2mus/brightness", 0.7)
-            assert osc.wait("/vis2mus/state/brightness", lambda p: abs(p[0] - 0.7) < 1e-6, srv)
+            # full travel: brighter adds up to as many notes again, the last of them outside the
+            # anchor's pitch span (at 0.7 the eighth-session weights add only pitches it already has)
+            osc.send("/vis2mus/brightness", 1.0)
+            assert osc.wait("/vis2mus/state/brightness", lambda p: abs(p[0] - 1.0) < 1e-6, srv)
             assert osc.wait("/vis2mus/state/anchor", lambda p: p == ["duet"], srv)
             steered_at = len(peer.snapshot())
             happens(lambda: {m[1] for _, m in peer.snapshot()[steered_at:]
                                 if len(m) == 3 and m[0] == 0x91 and m[2]} - own,
-                       "accompaniment notes the duet does not have, at brightness 0.7", srv)
+                       "accompaniment notes the duet does not have, at brightness 1.0", srv)
             osc.send("/vis2mus/anchor", "echo")
             osc.wait("/vis2mus/state/anchor", lambda p: p == ["echo"], srv)
             echo_at = len(peer.snapshot())
