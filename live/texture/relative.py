@@ -84,14 +84,15 @@ def moves(anchor: np.ndarray, reference: np.ndarray, decodes: list[np.ndarray], 
     addition candidates too, so a side that must fill the texture can even where the model names
     few new notes."""
     n_add, n_rem = (max(1, int(round(cap * len(anchor)))) if cap > 0 else 0 for cap in (add_cap, remove_cap))
-    additions = _additions(anchor, reference, decodes, upward)
+    candidates = _additions(anchor, reference, decodes, upward)
     if fill:
-        additions = _without_overlaps(np.concatenate([additions, doublings(anchor, top)]), anchor)
-    return Moves(additions[:n_add],
+        candidates = np.concatenate([candidates, doublings(anchor, top)])
+    return Moves(_without_overlaps(candidates, anchor)[:n_add],
                  _removals(anchor, reference, decodes, thin)[:n_rem])
 
 
 def _additions(anchor: np.ndarray, reference: np.ndarray, decodes: list[np.ndarray], upward: bool) -> np.ndarray:
+    """The model's addition candidates ``(A, 4)`` in order, before :func:`_without_overlaps`."""
     known = set(note_keys(reference).tolist()) | set(note_keys(anchor).tolist())
     first: dict[int, tuple[int, np.ndarray]] = {}
     count: dict[int, int] = {}
@@ -110,7 +111,7 @@ def _additions(anchor: np.ndarray, reference: np.ndarray, decodes: list[np.ndarr
     below = (notes[:, PITCH] < low) & upward
     order = np.lexsort((-notes[:, PITCH], -metric_weight(notes[:, ONSET]), [-count[key] for key in keys], outside,
                         [first[key][0] for key in keys], below))
-    return _without_overlaps(notes[order], anchor)
+    return notes[order]
 
 
 def doublings(anchor: np.ndarray, top: int = PITCHES - 1) -> np.ndarray:
