@@ -7,7 +7,10 @@ All parts use posterior means; decoding is greedy with early exit.
 2. Reconstruction note F1 on (onset, pitch) and (onset, pitch, duration).
 3. Chord swap: texture of A with the chords of B. Chord-tone ratio = share of decoded onsets whose
    pitch class is in B's chord at that beat (beats without a chord are not counted); B's own notes
-   give the ceiling. Texture onset F1 = per-step onset/no-onset pattern against A.
+   give the ceiling. Of the decoded onsets outside B's chord (beats where A and B both have one),
+   the share in A's chord shows how much of A's harmony the texture latent carries; B's own
+   off-chord notes against A's chords give the chance level. Texture onset F1 = per-step
+   onset/no-onset pattern against A.
 4. Disentanglement: mean |delta mu| of z_chd and z_txt when the input is transposed by 1..12
    semitones, and when note durations are halved with probability 0.25..1 (also divided by the
    mean |delta mu| between two random segments, so the two latents are comparable).
@@ -149,6 +152,19 @@ def chord_tone_counts(notes: np.ndarray, chords: np.ndarray) -> np.ndarray:
     return np.array([np.sum(in_chord & has_chord), np.sum(has_chord)], dtype=np.int64)
 
 
+def off_chord_counts(notes: np.ndarray, chords: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """``[onsets outside the chord of their beat but in ``other``'s, onsets outside the chord]``.
+
+    ``notes`` ``(N, 4)``; ``chords`` and ``other`` ``(8, 36)``; only beats where both have a chord count."""
+    beats = notes[:, ONSET] // 4
+    rows, others = chords[beats], other[beats]
+    both = (rows[:, :12].sum(-1) > 0) & (others[:, :12].sum(-1) > 0)
+    pc = 12 + notes[:, PITCH] % 12
+    off = both & (rows[np.arange(len(notes)), pc] == 0)
+    in_other = others[np.arange(len(notes)), pc] > 0
+    return np.array([np.sum(off & in_other), np.sum(off)], dtype=np.int64)
+
+
 def long_notes(notes: np.ndarray) -> np.ndarray:
     """The notes of ``(N, 4)`` that last at least ``LONG_NOTE`` sixteenths."""
     return notes[notes[:, DURATION] >= LONG_NOTE]
@@ -253,12 +269,16 @@ def chord_swap(model: PolyDis, data: EvalSet, idx: np.ndarray, seed: int = 0) ->
     z_c, _ = encode(model, [data.notes[j] for j in partner], data.chords[partner])
     tones = np.zeros(2, np.int64)
     ceiling = np.zeros(2, np.int64)
+    leak, chance = np.zeros(2, np.int64), np.zeros(2, np.int64)
     onsets = np.zeros(3, np.int64)
     for a, b, est in zip(idx, partner, decode(model, z_c, z_t)):
         tones += chord_tone_counts(est, data.chords[b])
         ceiling += chord_tone_counts(data.notes[b], data.chords[b])
+        leak += off_chord_counts(est, data.chords[b], data.chords[a])
+        chance += off_chord_counts(data.notes[b], data.chords[b], data.chords[a])
         onsets += pattern_counts(data.notes[a], est)
     return {"chord_tone_ratio": tones[0] / max(tones[1], 1), "chord_tone_ceiling": ceiling[0] / max(ceiling[1], 1),
+            "off_chord_in_a": leak[0] / max(leak[1], 1), "off_chord_in_a_chance": chance[0] / max(chance[1], 1),
             "texture_onset_f1": f1_from_counts(onsets), "segments": len(idx)}
 
 
@@ -418,6 +438,8 @@ def table(result: dict) -> str:
     s = result["chord_swap"]
     lines.append(f"3. chord swap: chord-tone ratio {s['chord_tone_ratio']:.3f} (ceiling, B's own notes "
                  f"{s['chord_tone_ceiling']:.3f}), texture onset F1 {s['texture_onset_f1']:.3f}")
+    lines.append(f"   off-chord onsets in A's chord {s['off_chord_in_a']:.3f} (B's own off-chord notes: "
+                 f"{s['off_chord_in_a_chance']:.3f})")
     d = result["disentanglement"]
     lines.append(f"4. disentanglement: mean |dz| (relative to random pairs: z_chd {d['random_pair']['z_chd']:.3f}, "
                  f"z_txt {d['random_pair']['z_txt']:.3f})")

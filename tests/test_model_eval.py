@@ -15,7 +15,7 @@ from live.music.notes import make_notes
 from model.dataset import Segments, synthetic_file
 from export.model_card import main
 from model import evaluate as model_evaluate
-from model.evaluate import EvalSet, chord_tone_counts, descriptors, halve_durations, monotonic_share
+from model.evaluate import EvalSet, chord_tone_counts, descriptors, off_chord_counts, halve_durations, monotonic_share
 from model.metrics import f1_from_counts, match_counts, pattern_counts
 from model.polydis import CONFIGS
 from model.train import Trainer, ship
@@ -39,6 +39,16 @@ def test_chord_tone_ratio_counts_only_beats_with_a_chord():
     notes = make_notes([(0, 60, 1), (1, 61, 1), (16, 55, 1), (17, 62, 1), (18, 60, 1), (25, 61, 1)])
     # C chord beats 0-3: 60 in, 61 out; G chord beats 4-5: 55 and 62 in, 60 out; beat 6 has no chord
     assert chord_tone_counts(notes, chords).tolist() == [3, 5]
+
+
+def test_off_chord_onsets_are_checked_against_the_other_chords():
+    chords = progression_rows("C G", 8)
+    other = progression_rows("A G", 8)
+    other[5] = 0
+    notes = make_notes([(0, 60, 1), (1, 61, 1), (2, 62, 1), (16, 60, 1), (20, 64, 1)])
+    # beats 0-3, C against A: 61 (C#) is off C and in A, 62 (D) is off both; beat 4, G against G:
+    # 60 is off both; beat 5 has no other chord, so 64 there is not counted
+    assert off_chord_counts(notes, chords, other).tolist() == [1, 3]
 
 
 def test_descriptors_and_monotonic_share():
@@ -75,6 +85,7 @@ def test_eval_cli_on_a_generated_file(tmp_path, capsys):
     # chords are pitch classes: an octave leaves z_chd exactly where it was
     assert result["disentanglement"]["transpose"]["12"]["z_chd"] == 0.0
     assert 0.0 <= result["chord_swap"]["chord_tone_ceiling"] <= 1.0
+    assert 0.0 <= result["chord_swap"]["off_chord_in_a_chance"] <= 1.0
     assert len(result["response"]["brightness"]["per_alpha"]["notes_per_bar"]) == 7
     assert {"brightness_best_monotonic", "contrast_best_monotonic"} <= set(result["targets"])
     assert "targets" in json.loads((tmp_path / "w" / "tiny.json").read_text())["evaluation"]
