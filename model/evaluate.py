@@ -143,12 +143,18 @@ def decode(model: PolyDis, z_chd: torch.Tensor, z_txt: torch.Tensor, batch_size:
     return out
 
 
-def chord_tone_counts(notes: np.ndarray, chords: np.ndarray) -> np.ndarray:
-    """``[onsets whose pitch class is in the chord of their beat, onsets on beats with a chord]``."""
-    beats = notes[:, ONSET] // 4
-    rows = chords[beats]
+def _chord_membership(notes: np.ndarray, chords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per onset of ``(N, 4)`` against chord rows ``(8, 36)``: (its beat has a chord, its pitch class
+    is in that chord), both ``(N,)`` bool."""
+    rows = chords[notes[:, ONSET] // 4]
     has_chord = rows[:, :12].sum(-1) > 0
     in_chord = rows[np.arange(len(notes)), 12 + notes[:, PITCH] % 12] > 0
+    return has_chord, in_chord
+
+
+def chord_tone_counts(notes: np.ndarray, chords: np.ndarray) -> np.ndarray:
+    """``[onsets whose pitch class is in the chord of their beat, onsets on beats with a chord]``."""
+    has_chord, in_chord = _chord_membership(notes, chords)
     return np.array([np.sum(in_chord & has_chord), np.sum(has_chord)], dtype=np.int64)
 
 
@@ -156,12 +162,9 @@ def off_chord_counts(notes: np.ndarray, chords: np.ndarray, other: np.ndarray) -
     """``[onsets outside the chord of their beat but in ``other``'s, onsets outside the chord]``.
 
     ``notes`` ``(N, 4)``; ``chords`` and ``other`` ``(8, 36)``; only beats where both have a chord count."""
-    beats = notes[:, ONSET] // 4
-    rows, others = chords[beats], other[beats]
-    both = (rows[:, :12].sum(-1) > 0) & (others[:, :12].sum(-1) > 0)
-    pc = 12 + notes[:, PITCH] % 12
-    off = both & (rows[np.arange(len(notes)), pc] == 0)
-    in_other = others[np.arange(len(notes)), pc] > 0
+    has_chord, in_chord = _chord_membership(notes, chords)
+    other_has, in_other = _chord_membership(notes, other)
+    off = has_chord & other_has & ~in_chord
     return np.array([np.sum(off & in_other), np.sum(off)], dtype=np.int64)
 
 
