@@ -5,6 +5,10 @@ dropped, chord rows roll with the bass absolute): chord rows ``(8, 36)``, ``pr_m
 and the PianoTree grid ``(32, 16, 6)``. A batch cuts the grid's slot axis to the longest step in
 the batch (SOS + notes + EOS), which is what makes vectorised training fast.
 
+A cross-shifted example feeds the texture encoder the segment ``offset`` semitones away from the
+chord rows and the target (``texture_offsets``): the decoder must put the texture on the chords it is
+given, which is what a chord swap asks of it, with the true answer known.
+
 The order and transpositions of an epoch depend only on ``(seed, epoch)``, so a run can resume at
 any batch and see exactly the batches it would have seen.
 """
@@ -21,6 +25,7 @@ from live.music.notes import ONSET, PITCH, make_notes, notes_to_grid, notes_to_p
 from model.pop909 import load_prepared, segment_notes
 
 SHIFT_LOW, SHIFT_HIGH = -6, 5
+CROSS_SHIFT_MAX = 5
 TRAIN, VALIDATION = 0, 1
 
 
@@ -48,18 +53,23 @@ class Segments:
         """Chord rows ``(8, 36)`` float32 of a segment."""
         return self.data["chords"][int(index)].astype(np.float32)
 
-    def example(self, index: int, shift: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Chord rows ``(8, 36)``, ``pr_mat`` ``(32, 128)`` and grid ``(32, 16, 6)`` of a segment
-        transposed by ``shift``."""
-        notes = transpose_notes(self.notes(index), shift)
-        return (transpose_chord_rows(self.chords(index), shift), notes_to_pr_mat(notes),
-                notes_to_grid(notes))
+    def example(self, index: int, shift: int = 0,
+                offset: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Chord rows ``(8, 36)`` and grid ``(32, 16, 6)`` of a segment transposed by ``shift``, and
+        its ``pr_mat`` ``(32, 128)`` transposed by ``shift + offset``."""
+        notes = self.notes(index)
+        target = transpose_notes(notes, shift)
+        texture = transpose_notes(notes, shift + offset) if offset else target
+        return (transpose_chord_rows(self.chords(index), shift), notes_to_pr_mat(texture),
+                notes_to_grid(target))
 
-    def batch(self, indices, shifts=None) -> dict[str, torch.Tensor]:
+    def batch(self, indices, shifts=None, offsets=None) -> dict[str, torch.Tensor]:
         """Stack examples into tensors ``chords (B, 8, 36)``, ``pr_mat (B, 32, 128)`` and
-        ``grid (B, 32, S, 6)`` with ``S`` = the batch's longest step (SOS + notes + EOS)."""
+        ``grid (B, 32, S, 6)`` with ``S`` = the batch's longest step (SOS + notes + EOS);
+        ``offsets`` (default none) cross-shift the ``pr_mat`` of each example."""
         shifts = np.zeros(len(indices), int) if shifts is None else shifts
-        return collate([self.example(i, int(s)) for i, s in zip(indices, shifts)])
+        offsets = np.zeros(len(indices), int) if offsets is None else offsets
+        return collate([self.example(i, int(s), int(o)) for i, s, o in zip(indices, shifts, offsets)])
 
 
 def collate(examples: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, torch.Tensor]:
@@ -80,6 +90,16 @@ def epoch_plan(indices: np.ndarray, epoch: int, seed: int, transpose: bool = Tru
     order = rng.permutation(indices)
     shifts = rng.integers(SHIFT_LOW, SHIFT_HIGH + 1, len(order)) if transpose else np.zeros(len(order), int)
     return order, shifts
+
+
+def texture_offsets(n: int, epoch: int, seed: int, share: float) -> np.ndarray:
+    """Texture offsets ``(n,)`` for one epoch: a ``share`` of the examples get ``±1..±CROSS_SHIFT_MAX``
+    semitones, the rest 0; a pure function of ``(seed, epoch, share)``, drawn apart from
+    :func:`epoch_plan` so the order and shifts stay those of a run without them."""
+    rng = np.random.default_rng([seed, epoch, 1])
+    chosen = rng.random(n) < share
+    size = rng.integers(1, CROSS_SHIFT_MAX + 1, n) * rng.choice([-1, 1], n)
+    return np.where(chosen, size, 0)
 
 
 def synthetic_file(path: str, n_songs: int = 6, segments_per_song: int = 8, seed: int = 0) -> dict:

@@ -5,8 +5,9 @@ Recipe: vectorised training, Adam with either the exponential schedule (lr multi
 floor at ``--total-steps``), gradient clipping at global norm 1.0, constant beta 0.1 on KL means (what
 upstream effectively runs, spec §3.3; ``--beta-txt`` sets the texture latent's apart, ``--chord-weight``
 weights the chord loss), random transposition -6..+5 per example, song-level split from
-the file. ``--dur-weight`` weights the duration loss in the trained objective (the reported recon
-keeps upstream's 0.5). ``--sched-sampling P`` mixes the model's own predictions into its inputs
+the file; ``--cross-shift P`` gives a share ``P`` of the examples a texture input transposed apart
+from their chords and target (``model.dataset``). ``--dur-weight`` weights the duration loss in the
+trained objective (the reported recon keeps upstream's 0.5). ``--sched-sampling P`` mixes the model's own predictions into its inputs
 (``model.sampling``), ramped from 0 to ``P`` over ``--ss-ramp`` steps from ``--ss-start``. ``--bf16`` runs the passes
 under bfloat16 autocast (parameters and optimiser stay float32). ``--init WEIGHTS`` starts a new run
 from shipped weights and carries their card's training history forward; with ``--dur-hidden N`` wider
@@ -39,7 +40,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from model.dataset import TRAIN, VALIDATION, Segments, epoch_plan
+from model.dataset import CROSS_SHIFT_MAX, TRAIN, VALIDATION, Segments, epoch_plan, texture_offsets
 from model.metrics import f1_from_counts, grids_to_notes, match_counts
 from model.polydis import CONFIGS, PolyDis, PolyDisConfig, card_path, count_params, load_model, losses
 from model.sampling import mixed_inputs
@@ -58,7 +59,7 @@ class Trainer:
                  total_steps: int = 0, warmup: int = 0, dur_weight: float = 0.5,
                  sched_sampling: float = 0.0, ss_ramp: int = 1, bf16: bool = False,
                  init: str | None = None, ss_start: int = 0, beta_txt: float | None = None,
-                 chord_weight: float = 1.0):
+                 chord_weight: float = 1.0, cross_shift: float = 0.0):
         self.segments = segments
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -71,7 +72,7 @@ class Trainer:
                         "total_steps": total_steps, "warmup": warmup, "dur_weight": dur_weight,
                         "sched_sampling": sched_sampling, "ss_ramp": max(ss_ramp, 1), "ss_start": ss_start,
                         "bf16": bf16, "beta_txt": beta if beta_txt is None else beta_txt,
-                        "chord_weight": chord_weight, "init": init}
+                        "chord_weight": chord_weight, "cross_shift": cross_shift, "init": init}
         torch.manual_seed(seed)
         self.model = PolyDis(cfg)
         self.previous_sessions: list[dict] = []
@@ -95,7 +96,7 @@ class Trainer:
         self.count = 0
         self.history: list[dict] = []
         self.best = {"recon": math.inf, "greedy_f1": -1.0}
-        self._plan: tuple = (-1, None, None)
+        self._plan: tuple = (-1, None, None, None)
 
     def lr_factor(self, step: int) -> float:
         """Learning rate at ``step`` as a multiple of ``lr`` (never below the floor)."""
@@ -121,10 +122,13 @@ class Trainer:
         """Run the next batch of the current epoch's plan and advance the position."""
         bs = self.hparams["batch_size"]
         if self._plan[0] != self.epoch:
-            self._plan = (self.epoch, *epoch_plan(self.train_idx, self.epoch, self.hparams["seed"]))
-        _, order, shifts = self._plan
+            order, shifts = epoch_plan(self.train_idx, self.epoch, self.hparams["seed"])
+            offsets = texture_offsets(len(order), self.epoch, self.hparams["seed"],
+                                      self.hparams.get("cross_shift", 0.0))
+            self._plan = (self.epoch, order, shifts, offsets)
+        _, order, shifts, offsets = self._plan
         sel = slice(self.batch * bs, (self.batch + 1) * bs)
-        batch = self.segments.batch(order[sel], shifts[sel])
+        batch = self.segments.batch(order[sel], shifts[sel], offsets[sel])
         self.model.train()
         p = self.sampling_p()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.hparams["bf16"]):
@@ -375,7 +379,7 @@ def ship(run_dir: str | Path, weights: str | Path, which: str = "best_greedy") -
             "hardware": _hardware(), "init": info["hparams"].get("init"),
             "recipe": {k: info["hparams"].get(k) for k in (
                 "lr", "schedule", "total_steps", "warmup", "lr_decay", "beta", "beta_txt", "chord_weight",
-                "batch_size", "dur_weight",
+                "cross_shift", "batch_size", "dur_weight",
                 "sched_sampling", "ss_start", "ss_ramp", "bf16", "torch_threads")},
             "curve": curve_of(info["epochs"])}],
         "data": {k: info["data"].get(k) for k in ("songs", "segments", "train_segments", "validation_segments",
@@ -415,6 +419,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--beta", type=float, default=0.1, help="weight of the KL terms")
     parser.add_argument("--beta-txt", type=float, default=None, help="weight of the texture latent's KL (default: --beta)")
     parser.add_argument("--chord-weight", type=float, default=1.0, help="weight of the chord loss")
+    parser.add_argument("--cross-shift", type=float, default=0.0, metavar="P",
+                        help=f"share of examples whose texture input is 1..{CROSS_SHIFT_MAX} semitones off "
+                             "the chords and target (a chord swap with a known answer)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--greedy-segments", type=int, default=256, help="validation segments decoded greedily per epoch")
@@ -454,7 +461,8 @@ def main(argv: list[str] | None = None) -> int:
         trainer = Trainer(segments, cfg, args.out, args.batch_size, args.lr, args.lr_decay,
                           args.beta, args.seed, args.greedy_segments, args.config, args.schedule,
                           args.total_steps, args.warmup, args.dur_weight, args.sched_sampling, args.ss_ramp,
-                          args.bf16, args.init, args.ss_start, args.beta_txt, args.chord_weight)
+                          args.bf16, args.init, args.ss_start, args.beta_txt, args.chord_weight,
+                          args.cross_shift)
     except (OSError, ValueError) as exc:
         print(f"vis2mus-train: {exc}", file=sys.stderr)
         return 2

@@ -13,7 +13,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from live.music.chords import progression_rows
 from live.music.notes import make_notes, notes_to_grid, notes_to_pr_mat
-from model.dataset import Segments, collate, synthetic_file
+from model.dataset import CROSS_SHIFT_MAX, Segments, collate, epoch_plan, synthetic_file, texture_offsets
 from model.metrics import f1_from_counts, grids_to_notes, match_counts
 from model.polydis import CONFIGS, DECODE_SLOTS, PolyDis, load_model, losses
 from model.train import Trainer, ship
@@ -351,3 +351,41 @@ def test_init_with_a_wider_duration_head_from_the_command_line(tmp_path):
     card = json.loads((tmp_path / "w2.json").read_text())
     assert card["config"]["dur_hidden"] == 48 and len(card["sessions"]) == 2
     assert load_model(tmp_path / "w2.pt").decoder.dur_out.in_features == 48
+
+
+def test_texture_offsets_are_a_seeded_share_that_leaves_the_plan_alone():
+    offsets = texture_offsets(4000, epoch=3, seed=7, share=0.25)
+    assert np.array_equal(offsets, texture_offsets(4000, epoch=3, seed=7, share=0.25))
+    assert not np.array_equal(offsets, texture_offsets(4000, epoch=4, seed=7, share=0.25))
+    assert 0.22 < np.mean(offsets != 0) < 0.28
+    moved = np.abs(offsets[offsets != 0])
+    assert moved.min() == 1 and moved.max() == CROSS_SHIFT_MAX
+    assert not texture_offsets(4000, epoch=3, seed=7, share=0.0).any()
+    order, shifts = epoch_plan(np.arange(50), 3, 7)
+    texture_offsets(50, 3, 7, 0.5)
+    again = epoch_plan(np.arange(50), 3, 7)
+    assert np.array_equal(order, again[0]) and np.array_equal(shifts, again[1])
+
+
+def test_a_cross_shifted_example_moves_only_the_texture_input(tmp_path):
+    path = tmp_path / "syn.npz"
+    synthetic_file(str(path), n_songs=3, segments_per_song=4)
+    segments = Segments(str(path))
+    chords, pr_mat, grid = segments.example(2, shift=1)
+    c2, pr2, g2 = segments.example(2, shift=1, offset=-3)
+    assert np.array_equal(chords, c2) and np.array_equal(grid, g2)
+    assert pr_mat.any() and np.array_equal(pr2, np.roll(pr_mat, -3, axis=1))
+    batch = segments.batch([2, 2], [1, 1], [0, -3])
+    assert torch.equal(batch["pr_mat"][1], torch.from_numpy(pr2).float())
+    assert torch.equal(batch["grid"][0], batch["grid"][1])
+
+
+def test_cross_shift_changes_training_and_is_recorded(tmp_path):
+    path = tmp_path / "syn.npz"
+    synthetic_file(str(path), n_songs=4, segments_per_song=6, seed=3)
+    segments = Segments(str(path))
+    plain = Trainer(segments, CONFIGS["tiny"], tmp_path / "a", batch_size=4, seed=5, greedy_segments=2)
+    crossed = Trainer(segments, CONFIGS["tiny"], tmp_path / "b", batch_size=4, seed=5, greedy_segments=2,
+                      cross_shift=1.0)
+    assert crossed.hparams["cross_shift"] == 1.0
+    assert plain.train_batch() != crossed.train_batch()
