@@ -194,7 +194,7 @@ def test_shipped_weights_reconstruct_a_composed_fixture():
     batch = batch_of(notes, chords)
     decoded = grids_to_notes(model.reconstruct(batch["chords"], batch["pr_mat"]))
     counts = sum(match_counts(ref, est) for ref, est in zip(notes, decoded))
-    # polydis-small scores 0.80 on this fixture with the second- to ninth-session weights (the first session 0.61)
+    # polydis-small scores 0.80 on this fixture with the second- to tenth-session weights (the first session 0.61)
     assert f1_from_counts(counts) >= 0.7, counts
 
 
