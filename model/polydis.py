@@ -34,7 +34,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from live.music.chords import ROW as CHORD_DIM
 from live.music.notes import BEATS_PER_SEGMENT as BEATS
-from live.music.notes import DECODE_SLOTS, DUR_BITS, DUR_PAD, EOS, PAD, PITCHES, SOS, STEPS
+from live.music.notes import DECODE_SLOTS, DUR_BITS, DUR_PAD, EOS, PAD, PITCHES, SOS, STEPS, STEPS_PER_BEAT
 from live.music.notes import FEATURE_MAP_SHAPE as MAP_SHAPE
 
 PITCH_CLASSES = EOS + 1
@@ -413,11 +413,12 @@ def kl_mean(mu: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
 
 def losses(out: dict[str, torch.Tensor], chords: torch.Tensor, grid: torch.Tensor,
            beta: float = 0.1, dur_weight: float = RECON_DUR_WEIGHT, beta_txt: float | None = None,
-           chord_weight: float = 1.0) -> dict[str, torch.Tensor]:
+           chord_weight: float = 1.0, chord_prior: float = 0.0) -> dict[str, torch.Tensor]:
     """Loss terms of one batch: ``pitch``, ``dur``, ``recon`` (= pitch + 0.5 dur, the reported
-    measure), ``kl_chd``, ``kl_txt``, ``chord`` (no-chord beats masked out) and ``loss``
-    (pitch + dur_weight * dur + beta kl_chd + beta_txt kl_txt + chord_weight * chord; with the
-    defaults, recon + beta KL + chord). ``beta_txt`` defaults to ``beta``.
+    measure), ``kl_chd``, ``kl_txt``, ``chord`` (no-chord beats masked out), ``off_chord`` (see
+    :func:`off_chord_mass`) and ``loss`` (pitch + dur_weight * dur + beta kl_chd + beta_txt kl_txt
+    + chord_weight * chord + chord_prior * off_chord; with the defaults, recon + beta KL + chord).
+    ``beta_txt`` defaults to ``beta``.
 
     ``chords`` ``(B, 8, 36)``, ``grid`` ``(B, 32, S, 6)`` as passed to :meth:`PolyDis.forward`.
     """
@@ -440,9 +441,31 @@ def losses(out: dict[str, torch.Tensor], chords: torch.Tensor, grid: torch.Tenso
     kl_t = kl_mean(out["mu_t"], out["std_t"])
     recon = pitch + RECON_DUR_WEIGHT * dur
     beta_t = beta if beta_txt is None else beta_txt
-    loss = pitch + dur_weight * dur + beta * kl_c + beta_t * kl_t + chord_weight * chord
+    off_chord = off_chord_mass(out["pitch"], chords, grid)
+    loss = pitch + dur_weight * dur + beta * kl_c + beta_t * kl_t + chord_weight * chord + chord_prior * off_chord
     return {"loss": loss, "recon": recon, "pitch": pitch, "dur": dur,
-            "kl_chd": kl_c, "kl_txt": kl_t, "chord": chord}
+            "kl_chd": kl_c, "kl_txt": kl_t, "chord": chord, "off_chord": off_chord}
+
+
+def off_chord_mass(pitch_logits: torch.Tensor, chords: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Mean probability the pitch head gives to pitches outside the chord of the step's beat, over
+    the note slots whose target is a pitch on a beat with a chord (0 when there are none).
+
+    A prior towards the given chords: where the target is sure (a passing tone the texture spells
+    out), the cross-entropy outweighs it for weights up to 1; where the decoder hesitates between
+    a chord tone and another pitch (a texture put on chords it was not played on), it tips the
+    choice to the chord tone. ``pitch_logits`` ``(B, 32, S - 1, PITCH_CLASSES)``, ``chords``
+    ``(B, 8, 36)``, ``grid`` ``(B, 32, S, 6)``.
+    """
+    chroma = chords[:, :, 12:24].repeat_interleave(STEPS_PER_BEAT, dim=1)  # (B, 32, 12)
+    outside = 1.0 - chroma[..., torch.arange(PITCHES) % 12]  # (B, 32, 128)
+    target = grid[:, :, 1:, 0]
+    slots = (target < PITCHES) & (chroma.sum(-1) > 0)[:, :, None]
+    if not bool(slots.any()):
+        return pitch_logits.new_zeros(())
+    probs = pitch_logits.float().softmax(-1)[..., :PITCHES]
+    mass = (probs * outside[:, :, None, :]).sum(-1)  # (B, 32, S - 1)
+    return mass[slots].mean()
 
 
 def count_params(model: nn.Module) -> int:

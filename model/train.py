@@ -46,7 +46,7 @@ from model.polydis import CONFIGS, PolyDis, PolyDisConfig, card_path, count_para
 from model.sampling import mixed_inputs
 from model.widen import widen_duration_head
 
-LOSS_KEYS = ("loss", "recon", "pitch", "dur", "kl_chd", "kl_txt", "chord")
+LOSS_KEYS = ("loss", "recon", "pitch", "dur", "kl_chd", "kl_txt", "chord", "off_chord")
 LR_MIN = 1e-5
 
 
@@ -59,7 +59,7 @@ class Trainer:
                  total_steps: int = 0, warmup: int = 0, dur_weight: float = 0.5,
                  sched_sampling: float = 0.0, ss_ramp: int = 1, bf16: bool = False,
                  init: str | None = None, ss_start: int = 0, beta_txt: float | None = None,
-                 chord_weight: float = 1.0, cross_shift: float = 0.0):
+                 chord_weight: float = 1.0, cross_shift: float = 0.0, chord_prior: float = 0.0):
         self.segments = segments
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -72,7 +72,8 @@ class Trainer:
                         "total_steps": total_steps, "warmup": warmup, "dur_weight": dur_weight,
                         "sched_sampling": sched_sampling, "ss_ramp": max(ss_ramp, 1), "ss_start": ss_start,
                         "bf16": bf16, "beta_txt": beta if beta_txt is None else beta_txt,
-                        "chord_weight": chord_weight, "cross_shift": cross_shift, "init": init}
+                        "chord_weight": chord_weight, "cross_shift": cross_shift, "chord_prior": chord_prior,
+                        "init": init}
         torch.manual_seed(seed)
         self.model = PolyDis(cfg)
         self.previous_sessions: list[dict] = []
@@ -140,7 +141,8 @@ class Trainer:
             out = self.model(batch["chords"], batch["pr_mat"], batch["grid"], inputs=inputs)
         out = {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
         terms = losses(out, batch["chords"], batch["grid"], self.hparams["beta"], self.hparams["dur_weight"],
-                       self.hparams.get("beta_txt"), self.hparams.get("chord_weight", 1.0))
+                       self.hparams.get("beta_txt"), self.hparams.get("chord_weight", 1.0),
+                       self.hparams.get("chord_prior", 0.0))
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.hparams["grad_clip"])
@@ -379,7 +381,7 @@ def ship(run_dir: str | Path, weights: str | Path, which: str = "best_greedy") -
             "hardware": _hardware(), "init": info["hparams"].get("init"),
             "recipe": {k: info["hparams"].get(k) for k in (
                 "lr", "schedule", "total_steps", "warmup", "lr_decay", "beta", "beta_txt", "chord_weight",
-                "cross_shift", "batch_size", "dur_weight",
+                "cross_shift", "chord_prior", "batch_size", "dur_weight",
                 "sched_sampling", "ss_start", "ss_ramp", "bf16", "torch_threads")},
             "curve": curve_of(info["epochs"])}],
         "data": {k: info["data"].get(k) for k in ("songs", "segments", "train_segments", "validation_segments",
@@ -422,6 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cross-shift", type=float, default=0.0, metavar="P",
                         help=f"share of examples whose texture input is 1..{CROSS_SHIFT_MAX} semitones off "
                              "the chords and target (a chord swap with a known answer)")
+    parser.add_argument("--chord-prior", type=float, default=0.0, metavar="W",
+                        help="weight of the pitch head's mass outside the beat's chord (a prior towards chord tones)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--greedy-segments", type=int, default=256, help="validation segments decoded greedily per epoch")
@@ -462,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
                           args.beta, args.seed, args.greedy_segments, args.config, args.schedule,
                           args.total_steps, args.warmup, args.dur_weight, args.sched_sampling, args.ss_ramp,
                           args.bf16, args.init, args.ss_start, args.beta_txt, args.chord_weight,
-                          args.cross_shift)
+                          args.cross_shift, args.chord_prior)
     except (OSError, ValueError) as exc:
         print(f"vis2mus-train: {exc}", file=sys.stderr)
         return 2

@@ -12,10 +12,10 @@ torch = pytest.importorskip("torch", reason="the model tests need torch (pip ins
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from live.music.chords import progression_rows
-from live.music.notes import make_notes, notes_to_grid, notes_to_pr_mat
+from live.music.notes import PITCHES, STEPS_PER_BEAT, make_notes, notes_to_grid, notes_to_pr_mat
 from model.dataset import CROSS_SHIFT_MAX, Segments, collate, synthetic_file, texture_offsets
 from model.metrics import f1_from_counts, grids_to_notes, match_counts
-from model.polydis import CONFIGS, DECODE_SLOTS, PolyDis, load_model, losses
+from model.polydis import CONFIGS, DECODE_SLOTS, PITCH_CLASSES, PolyDis, load_model, losses, off_chord_mass
 from model.train import Trainer, ship
 
 torch.set_num_threads(1)
@@ -81,11 +81,33 @@ def test_the_texture_kl_and_the_chord_loss_carry_their_own_weights():
     batch = batch_of(notes, chords)
     out = model(batch["chords"], batch["pr_mat"], batch["grid"], sample=False)
     plain = losses(out, batch["chords"], batch["grid"], beta=0.1, dur_weight=1.5)
-    weighted = losses(out, batch["chords"], batch["grid"], beta=0.1, dur_weight=1.5, beta_txt=0.4, chord_weight=3.0)
-    extra = 0.3 * plain["kl_txt"] + 2.0 * plain["chord"]
+    weighted = losses(out, batch["chords"], batch["grid"], beta=0.1, dur_weight=1.5, beta_txt=0.4, chord_weight=3.0,
+                      chord_prior=0.5)
+    extra = 0.3 * plain["kl_txt"] + 2.0 * plain["chord"] + 0.5 * plain["off_chord"]
     assert extra.item() > 0
     assert torch.allclose(weighted["loss"], plain["loss"] + extra)
     assert torch.equal(weighted["recon"], plain["recon"])
+
+
+def test_off_chord_mass_is_the_pitch_heads_share_outside_the_beats_chord():
+    notes, chords = composed_segments()
+    batch = batch_of(notes, chords)
+    grid, rows = batch["grid"], batch["chords"]
+    steps = torch.arange(grid.shape[1])
+    chroma = rows[:, steps // STEPS_PER_BEAT, 12:24]  # (B, 32, 12)
+    logits = torch.full((*grid.shape[:2], grid.shape[2] - 1, PITCH_CLASSES), -1e4)
+    # every slot sure of one pitch class: C4 (60) where C is outside the chord, else the chord's lowest tone
+    tone = 60 + chroma.argmax(-1)
+    for b, t in zip(*torch.nonzero(chroma[..., 0] == 0, as_tuple=True)):
+        tone[b, t] = 60
+    logits.scatter_(-1, tone[:, :, None, None].expand(*logits.shape[:3], 1), 0.0)
+    target = grid[:, :, 1:, 0]
+    slots = (target < PITCHES) & (chroma.sum(-1) > 0)[:, :, None]
+    outside = (chroma[..., 0] == 0)[:, :, None].expand_as(slots)
+    expected = outside[slots].float().mean()
+    assert 0 < expected < 1
+    assert torch.allclose(off_chord_mass(logits, rows, grid), expected)
+    assert off_chord_mass(logits, torch.zeros_like(rows), grid).item() == 0.0
 
 
 def test_step_api_matches_teacher_forced_pass():
